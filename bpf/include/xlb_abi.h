@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * xlb_abi.h - the ONLY structs, enums and limits shared between the BPF
+ * programs (bpf/) and the TypeScript control plane (src/datapath/xdp/abi.ts).
+ *
+ * Rules:
+ *  - fixed-width types only, explicit padding, no bitfields, so the layout is
+ *    the same for clang -target bpf and for the mirror in abi.ts;
+ *  - addresses are stored in network byte order in a 16-byte field; an IPv4
+ *    address occupies the first 4 bytes and the other 12 are zero;
+ *  - ports are network byte order;
+ *  - test/bpf/abi.test.ts compares abi.ts with the BTF of the compiled object,
+ *    so a change here that is not mirrored fails the tests.
+ */
+#ifndef XLB_ABI_H
+#define XLB_ABI_H
+
+#include <linux/types.h>
+
+/* ---- limits (defaults; map sizes can be changed before load) ---- */
+#define XLB_MAX_SERVICES        1024      /* services map, maglev outer map, service stats */
+#define XLB_MAX_REALS           131072    /* reals map and real stats, indexed by real id */
+#define XLB_MAGLEV_SIZE_DEFAULT 65537     /* slots per service table; must be prime */
+#define XLB_CT_SIZE_DEFAULT     1048576   /* connection table entries */
+
+/* Service and real ids are indices; 0 is never allocated so that an all-zero
+ * map value means "nothing here". */
+#define XLB_ID_NONE 0
+
+/* ---- address families (our own numbering, stable across kernels) ---- */
+enum xlb_family {
+	XLB_AF_INET  = 4,
+	XLB_AF_INET6 = 6,
+};
+
+/* ---- forwarding methods (IPVS: lb_kind) ---- */
+enum xlb_method {
+	XLB_METHOD_DR  = 1, /* rewrite Ethernet addresses toward the real */
+	XLB_METHOD_TUN = 2, /* IP-in-IP (4in4, 6in6) toward the real */
+};
+
+/* ---- virtual service key: {address, port, protocol}; port 0 = all ports ---- */
+struct xlb_vip_key {
+	__u8  addr[16];
+	__u16 port;      /* network order; 0 = every port */
+	__u8  proto;     /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8  family;    /* enum xlb_family */
+};
+
+/* service flags */
+#define XLB_SVC_F_HASH_SRC_ONLY (1U << 0) /* hash the client address only (persistence, sh) */
+#define XLB_SVC_F_OPS           (1U << 1) /* one-packet scheduling: no connection table */
+
+struct xlb_service {
+	__u32 id;        /* index into maglev_tables and service_stats; never 0 */
+	__u32 flags;     /* XLB_SVC_F_* */
+};
+
+/* ---- real server, indexed by real id (one id per service x real) ---- */
+#define XLB_REAL_F_ACTIVE (1U << 0) /* entry in use; cleared when the real is removed */
+
+struct xlb_real {
+	__u8  addr[16];  /* real's address: TUN outer destination */
+	__u8  dmac[6];   /* next hop MAC (the real itself for DR) */
+	__u8  smac[6];   /* source MAC for the egress interface */
+	__u32 ifindex;   /* egress interface; 0 = back out of the ingress (XDP_TX) */
+	__u8  family;    /* enum xlb_family of addr */
+	__u8  method;    /* enum xlb_method */
+	__u16 flags;     /* XLB_REAL_F_* */
+};
+
+/* ---- connection table (LRU hash, per-CPU LRU lists) ---- */
+struct xlb_flow_key {
+	__u8  saddr[16];
+	__u8  daddr[16];
+	__u16 sport;     /* network order */
+	__u16 dport;     /* network order */
+	__u8  proto;
+	__u8  family;
+	__u8  pad[2];
+};
+
+struct xlb_flow {
+	__u32 real_id;
+	__u32 service_id;
+};
+
+/* ---- statistics (per-CPU arrays; the control plane sums the CPUs) ---- */
+struct xlb_stats {
+	__u64 packets;
+	__u64 bytes;
+	__u64 conns;     /* flows scheduled (connection table misses) */
+};
+
+/* Global counters, one slot each in the global_stats per-CPU array. */
+enum xlb_counter {
+	XLB_CNT_RX = 0,              /* every packet the program saw */
+	XLB_CNT_PASS_NON_IP,         /* not IPv4/IPv6 (ARP, LLDP, ...) */
+	XLB_CNT_PASS_NON_SERVICE,    /* IP, but no virtual service matches */
+	XLB_CNT_PASS_LOCAL,          /* for a VIP but not balanced (ICMP echo, other protocols) */
+	XLB_CNT_DROP_TRUNCATED,      /* a header ends beyond the packet */
+	XLB_CNT_DROP_MALFORMED,      /* bad IHL, IP version, TCP data offset, ... */
+	XLB_CNT_DROP_NO_REAL,        /* service has no table or an empty slot */
+	XLB_CNT_DROP_FRAGMENT,       /* fragment for a VIP without an all-ports service */
+	XLB_CNT_DROP_ENCAP,          /* headroom or family mismatch for encapsulation */
+	XLB_CNT_FRAGMENT_FWD,        /* fragment forwarded by the address-only hash */
+	XLB_CNT_ICMP_FWD,            /* ICMP error steered to the flow's real */
+	XLB_CNT_CT_HIT,              /* connection table hit with a live real */
+	XLB_CNT_CT_MISS,             /* connection table miss: scheduled by Maglev */
+	XLB_CNT_CT_STALE,            /* hit, but the real was removed: rescheduled */
+	XLB_CNT_TX,                  /* XDP_TX */
+	XLB_CNT_REDIRECT,            /* XDP_REDIRECT */
+	XLB_CNT_MAX,
+};
+
+/* ---- runtime configuration: config map, key 0 ---- */
+struct xlb_config {
+	/* TUN outer source, chosen per flow so that receivers' RSS spreads flows:
+	 * IPv4: base with the low tun_src4_bits bits replaced by the flow hash;
+	 * IPv6: base with the low tun_src6_bits bits (at most 32) replaced. */
+	__u8  tun_src4[4];
+	__u8  tun_src6[16];
+	__u8  tun_src4_bits;
+	__u8  tun_src6_bits;
+	__u8  tun_ttl;          /* outer TTL / hop limit; 0 means 64 */
+	__u8  pad;
+};
+
+#endif /* XLB_ABI_H */
