@@ -1,0 +1,158 @@
+/**
+ * Mirror of bpf/include/xlb_abi.h: the structs, enums and limits shared with the BPF programs.
+ *
+ * Each struct is declared once here as a list of fields; offsets follow C's natural alignment
+ * (what clang -target bpf does for these padding-free structs). test/bpf/abi.test.ts checks every
+ * struct, enum and limit against the BTF of the compiled object and against the header, so a
+ * layout change that is not mirrored here fails the tests.
+ */
+
+export type FieldKind = 'u8' | 'u16' | 'u32' | 'u64' | 'bytes';
+
+export interface FieldSpec {
+  readonly name: string;
+  readonly kind: FieldKind;
+  /** for 'bytes': the array length */
+  readonly length?: number;
+}
+
+export interface Field extends FieldSpec {
+  readonly offset: number;
+  readonly size: number;
+}
+
+export interface StructLayout {
+  readonly name: string;
+  readonly size: number;
+  readonly fields: readonly Field[];
+}
+
+const SCALAR_SIZE = { u8: 1, u16: 2, u32: 4, u64: 8 } as const;
+
+function defineStruct(name: string, specs: readonly FieldSpec[]): StructLayout {
+  let offset = 0;
+  let align = 1;
+  const fields: Field[] = [];
+  for (const spec of specs) {
+    const size = spec.kind === 'bytes' ? spec.length ?? 0 : SCALAR_SIZE[spec.kind];
+    const fieldAlign = spec.kind === 'bytes' ? 1 : size;
+    offset = Math.ceil(offset / fieldAlign) * fieldAlign;
+    fields.push({ ...spec, offset, size });
+    offset += size;
+    align = Math.max(align, fieldAlign);
+  }
+  return { name, size: Math.ceil(offset / align) * align, fields };
+}
+
+const bytes = (name: string, length: number): FieldSpec => ({ name, kind: 'bytes', length });
+const u8 = (name: string): FieldSpec => ({ name, kind: 'u8' });
+const u16 = (name: string): FieldSpec => ({ name, kind: 'u16' });
+const u32 = (name: string): FieldSpec => ({ name, kind: 'u32' });
+const u64 = (name: string): FieldSpec => ({ name, kind: 'u64' });
+
+// ---- limits ----
+export const XLB_MAX_SERVICES = 1024;
+export const XLB_MAX_REALS = 131072;
+export const XLB_MAGLEV_SIZE_DEFAULT = 65537;
+export const XLB_CT_SIZE_DEFAULT = 1048576;
+export const XLB_ID_NONE = 0;
+
+// ---- enums ----
+export const XlbFamily = { XLB_AF_INET: 4, XLB_AF_INET6: 6 } as const;
+export const XlbMethod = { XLB_METHOD_DR: 1, XLB_METHOD_TUN: 2 } as const;
+
+/** enum xlb_counter, in order: the value is the index into global_stats. */
+export const XLB_COUNTERS = [
+  'XLB_CNT_RX',
+  'XLB_CNT_PASS_NON_IP',
+  'XLB_CNT_PASS_NON_SERVICE',
+  'XLB_CNT_PASS_LOCAL',
+  'XLB_CNT_DROP_TRUNCATED',
+  'XLB_CNT_DROP_MALFORMED',
+  'XLB_CNT_DROP_NO_REAL',
+  'XLB_CNT_DROP_FRAGMENT',
+  'XLB_CNT_DROP_ENCAP',
+  'XLB_CNT_FRAGMENT_FWD',
+  'XLB_CNT_ICMP_FWD',
+  'XLB_CNT_CT_HIT',
+  'XLB_CNT_CT_MISS',
+  'XLB_CNT_CT_STALE',
+  'XLB_CNT_TX',
+  'XLB_CNT_REDIRECT',
+] as const;
+export const XLB_CNT_MAX = XLB_COUNTERS.length;
+
+// ---- flags ----
+export const XLB_SVC_F_HASH_SRC_ONLY = 1 << 0;
+export const XLB_SVC_F_OPS = 1 << 1;
+export const XLB_REAL_F_ACTIVE = 1 << 0;
+
+// ---- structs ----
+export const XlbVipKey = defineStruct('xlb_vip_key', [bytes('addr', 16), u16('port'), u8('proto'), u8('family')]);
+export const XlbService = defineStruct('xlb_service', [u32('id'), u32('flags')]);
+export const XlbReal = defineStruct('xlb_real', [
+  bytes('addr', 16), bytes('dmac', 6), bytes('smac', 6), u32('ifindex'), u8('family'), u8('method'), u16('flags'),
+]);
+export const XlbFlowKey = defineStruct('xlb_flow_key', [
+  bytes('saddr', 16), bytes('daddr', 16), u16('sport'), u16('dport'), u8('proto'), u8('family'), bytes('pad', 2),
+]);
+export const XlbFlow = defineStruct('xlb_flow', [u32('real_id'), u32('service_id')]);
+export const XlbStats = defineStruct('xlb_stats', [u64('packets'), u64('bytes'), u64('conns')]);
+export const XlbConfig = defineStruct('xlb_config', [
+  bytes('tun_src4', 4), bytes('tun_src6', 16), u8('tun_src4_bits'), u8('tun_src6_bits'), u8('tun_ttl'), u8('pad'),
+]);
+
+export const ABI_STRUCTS: readonly StructLayout[] = [XlbVipKey, XlbService, XlbReal, XlbFlowKey, XlbFlow, XlbStats, XlbConfig];
+
+/**
+ * Field values for encode/decode. Multi-byte integers are in host order (little-endian on
+ * every target we build for) except where the ABI says network order: those fields (ports)
+ * are passed here already in the byte order the struct stores, so callers use
+ * `htons`-style helpers from ./net.ts.
+ */
+export type StructValues = Record<string, number | bigint | Uint8Array>;
+
+export function encode(layout: StructLayout, values: StructValues): Buffer {
+  const buf = Buffer.alloc(layout.size);
+  for (const [name, value] of Object.entries(values)) {
+    const field = layout.fields.find((f) => f.name === name);
+    if (!field) throw new Error(`${layout.name} has no field '${name}'`);
+    writeField(buf, field, value, layout.name);
+  }
+  return buf;
+}
+
+function writeField(buf: Buffer, f: Field, value: number | bigint | Uint8Array, struct: string): void {
+  if (f.kind === 'bytes') {
+    if (!(value instanceof Uint8Array) || value.length > f.size) {
+      throw new Error(`${struct}.${f.name} takes at most ${f.size} bytes`);
+    }
+    buf.set(value, f.offset);
+    return;
+  }
+  if (value instanceof Uint8Array) throw new Error(`${struct}.${f.name} takes a number`);
+  switch (f.kind) {
+    case 'u8': buf.writeUInt8(Number(value), f.offset); break;
+    case 'u16': buf.writeUInt16LE(Number(value), f.offset); break;
+    case 'u32': buf.writeUInt32LE(Number(value), f.offset); break;
+    case 'u64': buf.writeBigUInt64LE(BigInt(value), f.offset); break;
+  }
+}
+
+export function decode(layout: StructLayout, buf: Buffer, base = 0): Record<string, number | bigint | Buffer> {
+  if (buf.length < base + layout.size) {
+    throw new Error(`${layout.name}: need ${layout.size} bytes at ${base}, have ${buf.length - base}`);
+  }
+  const out: Record<string, number | bigint | Buffer> = {};
+  for (const f of layout.fields) {
+    const o = base + f.offset;
+    switch (f.kind) {
+      case 'bytes': out[f.name] = Buffer.from(buf.subarray(o, o + f.size)); break;
+      case 'u8': out[f.name] = buf.readUInt8(o); break;
+      case 'u16': out[f.name] = buf.readUInt16LE(o); break;
+      case 'u32': out[f.name] = buf.readUInt32LE(o); break;
+      case 'u64': out[f.name] = buf.readBigUInt64LE(o); break;
+    }
+  }
+  return out;
+}
