@@ -1,0 +1,138 @@
+/**
+ * The namespace lab: a client, a load balancer and N real servers on one L2 segment (a bridge
+ * in a "switch" namespace), each host a network namespace joined by a veth pair. Addresses
+ * come from 198.18.0.0/15 and fd00::/8 only; nothing is added to the root namespace.
+ *
+ *   client (198.18.0.1) ──┐
+ *   lb     (198.18.0.2) ──┼── br0 in <prefix>-sw
+ *   realN  (198.18.0.1N) ─┘
+ *
+ * Every name carries a per-run prefix so that two labs can coexist; destroy() removes all of
+ * it, and createLab() registers a cleanup for exit and signals.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+
+export interface LabHost {
+  name: string;         // role: 'client', 'lb', 'real1', ...
+  ns: string;           // namespace name
+  ipv4: string;
+  ipv6: string;
+  mac: string;
+  ifname: string;       // 'eth0' in every host
+}
+
+export interface Lab {
+  prefix: string;
+  vip4: string;
+  vip6: string;
+  client: LabHost;
+  lb: LabHost;
+  reals: LabHost[];
+  destroy(): void;
+}
+
+export function ip(args: string[], ns?: string): string {
+  const argv = ns ? ['-n', ns, ...args] : args;
+  return execFileSync('ip', argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+export function nsExec(ns: string, cmd: string[], opts: { input?: string } = {}): string {
+  return execFileSync('ip', ['netns', 'exec', ns, ...cmd], { encoding: 'utf8', input: opts.input, stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+export function nsSpawn(ns: string, cmd: string[]): ChildProcess {
+  return spawn('ip', ['netns', 'exec', ns, ...cmd], { stdio: ['pipe', 'pipe', 'inherit'] });
+}
+
+export function sysctl(ns: string, key: string, value: string): void {
+  nsExec(ns, ['sysctl', '-qw', `${key}=${value}`]);
+}
+
+export function randomPrefix(tag = 'xlb'): string {
+  return `${tag}${Math.floor(Math.random() * 0xffff).toString(16).padStart(4, '0')}`;
+}
+
+/** Delete every namespace whose name starts with the prefix. */
+export function destroyNamespaces(prefix: string): void {
+  let list = '';
+  try { list = ip(['netns', 'list']); } catch { return; }
+  for (const line of list.split('\n')) {
+    const name = line.split(' ')[0];
+    if (name && name.startsWith(`${prefix}-`)) {
+      try { ip(['netns', 'del', name]); } catch { /* already gone */ }
+    }
+  }
+}
+
+function macOf(ns: string, ifname: string): string {
+  const info = JSON.parse(ip(['-j', 'link', 'show', 'dev', ifname], ns)) as { address: string }[];
+  const mac = info[0]?.address;
+  if (!mac) throw new Error(`no MAC for ${ifname} in ${ns}`);
+  return mac;
+}
+
+export function createLab(opts: { prefix?: string; reals?: number } = {}): Lab {
+  const prefix = opts.prefix ?? randomPrefix();
+  const nReals = opts.reals ?? 2;
+  if (nReals < 1 || nReals > 50) throw new Error(`reals ${nReals} is not in 1..50`);
+  const sw = `${prefix}-sw`;
+  const cleanup = () => destroyNamespaces(prefix);
+  const onSignal = (sig: NodeJS.Signals) => { cleanup(); process.kill(process.pid, sig); };
+  process.once('exit', cleanup);
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  try {
+    ip(['netns', 'add', sw]);
+    ip(['link', 'add', 'br0', 'type', 'bridge'], sw);
+    ip(['link', 'set', 'br0', 'up'], sw);
+    sysctl(sw, 'net.ipv6.conf.all.disable_ipv6', '1');
+
+    const host = (name: string, index: number): LabHost => {
+      const ns = `${prefix}-${name}`;
+      const port = `p-${name}`.slice(0, 15);
+      ip(['netns', 'add', ns]);
+      ip(['link', 'add', 'eth0', 'netns', ns, 'type', 'veth', 'peer', 'name', port, 'netns', sw]);
+      ip(['link', 'set', port, 'master', 'br0', 'up'], sw);
+      // a veth accepts XDP_TX / redirected frames only when its peer has NAPI: GRO on gives it
+      execFileSync('ip', ['netns', 'exec', sw, 'ethtool', '-K', port, 'gro', 'on'], { stdio: 'ignore' });
+      const ipv4 = `198.18.0.${index}`;
+      const ipv6 = `fd00::${index.toString(16)}`;
+      sysctl(ns, 'net.ipv6.conf.all.accept_dad', '0');
+      sysctl(ns, 'net.ipv6.conf.default.accept_dad', '0');
+      ip(['link', 'set', 'lo', 'up'], ns);
+      ip(['addr', 'add', `${ipv4}/24`, 'dev', 'eth0'], ns);
+      ip(['addr', 'add', `${ipv6}/64`, 'dev', 'eth0', 'nodad'], ns);
+      ip(['link', 'set', 'eth0', 'up'], ns);
+      return { name, ns, ipv4, ipv6, mac: macOf(ns, 'eth0'), ifname: 'eth0' };
+    };
+
+    const client = host('client', 1);
+    const lb = host('lb', 2);
+    const reals = Array.from({ length: nReals }, (_, i) => host(`real${i + 1}`, 11 + i));
+    const vip4 = '198.18.0.100';
+    const vip6 = 'fd00::100';
+    // DR: every real holds the VIP on lo and neither answers ARP/ND for it nor uses it as a source
+    for (const r of reals) {
+      sysctl(r.ns, 'net.ipv4.conf.all.arp_ignore', '1');
+      sysctl(r.ns, 'net.ipv4.conf.all.arp_announce', '2');
+      ip(['addr', 'add', `${vip4}/32`, 'dev', 'lo'], r.ns);
+      ip(['addr', 'add', `${vip6}/128`, 'dev', 'lo'], r.ns);
+    }
+    // the LB owns the VIP on the segment (VRRP will move it later)
+    ip(['addr', 'add', `${vip4}/32`, 'dev', 'eth0'], lb.ns);
+    ip(['addr', 'add', `${vip6}/128`, 'dev', 'eth0', 'nodad'], lb.ns);
+    return {
+      prefix, vip4, vip6, client, lb, reals,
+      destroy() {
+        cleanup();
+        process.off('exit', cleanup);
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      },
+    };
+  } catch (err) {
+    cleanup();
+    throw err;
+  }
+}

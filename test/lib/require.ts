@@ -1,0 +1,27 @@
+/**
+ * Preconditions for test tiers that need the machine: they fail loudly with what is missing,
+ * never skip quietly.
+ */
+import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { resolve } from 'node:path';
+
+export const REPO = resolve(import.meta.dirname, '../..');
+export const XLB_OBJECT = resolve(REPO, 'build/bpf/xlb.bpf.o');
+export const BASELINE_OBJECT = resolve(REPO, 'build/bpf/baseline.bpf.o');
+
+export function requireRoot(): void {
+  if (process.getuid?.() !== 0) throw new Error('this test needs root (BPF, network namespaces): run `make test` as root');
+}
+
+export function requireFile(path: string, hint: string): void {
+  if (!existsSync(path)) throw new Error(`${path} is missing: run \`${hint}\``);
+}
+
+export function requireCommand(cmd: string, pkg: string): void {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+  } catch {
+    throw new Error(`'${cmd}' is not installed (Debian package ${pkg}): run scripts/setup`);
+  }
+}
