@@ -28,7 +28,7 @@
 
 struct gen_cfg {
 	__u8  frame[GEN_FRAME_MAX]; /* the frame of flow 0, checksums valid */
-	__u32 len;                  /* bytes written per run: multiple of 8, <= GEN_FRAME_MAX */
+	__u32 len;                  /* frame length: 8..GEN_FRAME_MAX, == the test-run data size */
 	__u32 ifindex;              /* redirect target */
 	__u32 nflows;               /* flow of run n = n % nflows; 0 or 1 = one flow */
 	__u16 sport_off;            /* offset of the L4 source port */
@@ -95,15 +95,26 @@ int xlb_gen(struct xdp_md *ctx)
 	if (!cfg || !seq)
 		return XDP_ABORTED;
 
-	/* 1. the whole frame, from the template */
+	/* 1. the whole frame, from the template: 8-byte words, then the last 8 bytes again
+	 *    (overlapping) when the length is not a multiple of 8 */
 	len = cfg->len;
+	if (len < 8 || len > GEN_FRAME_MAX || data + len > data_end)
+		return XDP_ABORTED;
 #pragma unroll
 	for (int i = 0; i < GEN_FRAME_MAX / 8; i++) {
-		if (i * 8 >= len)
+		if (i * 8 + 8 > len)
 			break;
 		if (data + i * 8 + 8 > data_end)
 			return XDP_ABORTED;
 		((__u64 *)data)[i] = ((__u64 *)cfg->frame)[i];
+	}
+	if (len & 7) {
+		__u32 off = (len - 8) & (GEN_FRAME_MAX - 1);
+		void *p = data + off;
+
+		if (p + 8 > data_end)
+			return XDP_ABORTED;
+		__builtin_memcpy(p, cfg->frame + off, 8);
 	}
 
 	/* 2. this run's flow */

@@ -1,0 +1,187 @@
+/**
+ * The benchmark's fixture classes: the frames, the services they hit and the path each must
+ * take through bpf/xlb.bpf.c (checked with the program's global counters, so that a bench that
+ * measures the wrong path aborts instead of printing a number).
+ *
+ * Frames are built with the independent builder in test/lib/packets.ts. Flow i of a case has
+ * source port SPORT_BASE + i % SPORT_SPAN and the last 16 bits of its source address advanced
+ * by floor(i / SPORT_SPAN): the same numbering as the generator (bpf/xlb_gen.bpf.c), so a flow
+ * warmed up by one is the flow the other sends.
+ *
+ * Addresses: 198.18.0.0/15 and fd00::/8 only.
+ */
+import { eth, ipBytes, ipv4, ipv6, packet, payload, tcp, udp, formatIp } from '../../test/lib/packets.ts';
+import type { RealSpec, ServiceSpec, TunnelConfig } from '../../src/datapath/xdp/forwarder.ts';
+
+export const GEN_MAC = '02:00:5e:10:00:01'; // the generator's veth (gen0)
+export const LB_MAC = '02:00:5e:10:00:02';  // the balancer's veth (lb0)
+export const GEN_IP4 = '198.18.0.1';
+export const LB_IP4 = '198.18.0.2';
+
+const CLIENT4 = '198.18.100.1';
+/** SYNs come from other clients, so that no SYN meets a flow an established case put in the table */
+const CLIENT4_SYN = '198.18.200.1';
+const CLIENT6 = 'fd00:1::100:1';
+const VIP4_DR = '198.19.0.10';
+const VIP4_TUN = '198.19.0.11';
+const VIP6_DR = 'fd00:100::10';
+const VIP6_TUN = 'fd00:100::11';
+/** on the LB's segment but not its own: passed to the kernel, which drops it (forwarding is off) */
+const NON_SERVICE4 = '198.18.0.250';
+
+export const SPORT_BASE = 20000;
+export const SPORT_SPAN = 40000;
+const REALS_PER_SERVICE = 8;
+
+export const TUNNEL: TunnelConfig = { tunSrc4: '198.18.4.0', tunSrc4Bits: 8, tunSrc6: 'fd00:4::', tunSrc6Bits: 16, tunTtl: 64 };
+
+export const XDP_PASS = 2;
+export const XDP_TX = 3;
+
+export type Kind = 'established' | 'syn' | 'pass';
+
+export interface BenchCase {
+  name: string;
+  /** one line for the output */
+  what: string;
+  kind: Kind;
+  /** the frame of flow i */
+  frame(i: number): Buffer;
+  verdict: typeof XDP_PASS | typeof XDP_TX;
+  /** per-call target, as a ratio to the XDP_TX baseline */
+  target?: number;
+}
+
+/** Source address of flow i: the base with its last 16 bits advanced by floor(i / SPORT_SPAN). */
+export function flowSource(base: string, i: number): string {
+  const b = ipBytes(base);
+  const at = b.length - 2;
+  b.writeUInt16BE((b.readUInt16BE(at) + Math.floor(i / SPORT_SPAN)) & 0xffff, at);
+  return formatIp(b);
+}
+
+export function flowPort(i: number): number {
+  return SPORT_BASE + (i % SPORT_SPAN);
+}
+
+// TCP options of a typical SYN: MSS 1460, SACK permitted, timestamps, NOP, window scale 7 (20 bytes)
+const SYN_OPTIONS = Buffer.from('020405b4' + '0402' + '080a0000000100000000' + '01' + '030307', 'hex');
+
+function frame4(dst: string, proto: 'tcp' | 'udp' | 'syn', dport: number, i: number): Buffer {
+  const l2 = eth({ dst: LB_MAC, src: GEN_MAC });
+  const l3 = ipv4({ src: flowSource(proto === 'syn' ? CLIENT4_SYN : CLIENT4, i), dst, ttl: 64, df: proto !== 'udp' });
+  const sport = flowPort(i);
+  if (proto === 'udp') return packet(l2, l3, udp({ sport, dport }), payload(32));
+  if (proto === 'syn') return packet(l2, l3, tcp({ sport, dport, flags: 'S', seq: 1000 + i, window: 64240, options: SYN_OPTIONS }));
+  return packet(l2, l3, tcp({ sport, dport, flags: 'PA', seq: 5000, ack: 7000, window: 502 }), payload(32));
+}
+
+function frame6(dst: string, proto: 'tcp' | 'udp', dport: number, i: number): Buffer {
+  const l2 = eth({ dst: LB_MAC, src: GEN_MAC });
+  const l3 = ipv6({ src: flowSource(CLIENT6, i), dst, hopLimit: 64 });
+  const sport = flowPort(i);
+  if (proto === 'udp') return packet(l2, l3, udp({ sport, dport }), payload(32));
+  return packet(l2, l3, tcp({ sport, dport, flags: 'PA', seq: 5000, ack: 7000, window: 502 }), payload(32));
+}
+
+export const CASES: readonly BenchCase[] = [
+  {
+    name: 'tcp-established-dr', kind: 'established', verdict: XDP_TX, target: 4,
+    what: 'IPv4 TCP data segment of a flow in the connection table, DR',
+    frame: (i) => frame4(VIP4_DR, 'tcp', 80, i),
+  },
+  {
+    name: 'tcp-established-tun', kind: 'established', verdict: XDP_TX, target: 4,
+    what: 'IPv4 TCP data segment of a flow in the connection table, TUN (4in4)',
+    frame: (i) => frame4(VIP4_TUN, 'tcp', 80, i),
+  },
+  {
+    name: 'tcp-syn-dr', kind: 'syn', verdict: XDP_TX,
+    what: 'IPv4 TCP SYN of a new flow (Maglev lookup, connection-table insert), DR',
+    frame: (i) => frame4(VIP4_DR, 'syn', 80, i),
+  },
+  {
+    name: 'udp-dr', kind: 'established', verdict: XDP_TX,
+    what: 'IPv4 UDP datagram of a flow in the connection table, DR',
+    frame: (i) => frame4(VIP4_DR, 'udp', 53, i),
+  },
+  {
+    name: 'udp-tun', kind: 'established', verdict: XDP_TX,
+    what: 'IPv4 UDP datagram of a flow in the connection table, TUN (4in4)',
+    frame: (i) => frame4(VIP4_TUN, 'udp', 53, i),
+  },
+  {
+    name: 'ipv6-tcp-established-dr', kind: 'established', verdict: XDP_TX, target: 4,
+    what: 'IPv6 TCP data segment of a flow in the connection table, DR',
+    frame: (i) => frame6(VIP6_DR, 'tcp', 80, i),
+  },
+  {
+    name: 'ipv6-tcp-established-tun', kind: 'established', verdict: XDP_TX, target: 4,
+    what: 'IPv6 TCP data segment of a flow in the connection table, TUN (6in6)',
+    frame: (i) => frame6(VIP6_TUN, 'tcp', 80, i),
+  },
+  {
+    name: 'pass-non-service', kind: 'pass', verdict: XDP_PASS, target: 2,
+    what: 'IPv4 TCP segment to an address with no service: passed to the kernel',
+    frame: (i) => frame4(NON_SERVICE4, 'tcp', 22, i),
+  },
+];
+
+/** The services every case needs, programmed once into a forwarder. */
+export function services(): { service: ServiceSpec; reals: RealSpec[] }[] {
+  const reals = (prefix: string, method: 'dr' | 'tun', sep: string): RealSpec[] =>
+    Array.from({ length: REALS_PER_SERVICE }, (_, k) => ({
+      address: `${prefix}${sep}${11 + k}`,
+      weight: 1,
+      method,
+      mac: `02:00:5e:20:00:${(0x11 + k).toString(16).padStart(2, '0')}`,
+      smac: LB_MAC,
+    }));
+  const dr4 = reals('198.18.2', 'dr', '.');
+  const tun4 = reals('198.18.3', 'tun', '.');
+  const dr6 = reals('fd00:2:', 'dr', ':');
+  const tun6 = reals('fd00:3:', 'tun', ':');
+  return [
+    { service: { address: VIP4_DR, port: 80, protocol: 'tcp' }, reals: dr4 },
+    { service: { address: VIP4_TUN, port: 80, protocol: 'tcp' }, reals: tun4 },
+    { service: { address: VIP4_DR, port: 53, protocol: 'udp' }, reals: dr4 },
+    { service: { address: VIP4_TUN, port: 53, protocol: 'udp' }, reals: tun4 },
+    { service: { address: VIP6_DR, port: 80, protocol: 'tcp' }, reals: dr6 },
+    { service: { address: VIP6_TUN, port: 80, protocol: 'tcp' }, reals: tun6 },
+  ];
+}
+
+export type Counters = Record<string, bigint>;
+
+export function counterDelta(before: Counters, after: Counters): Counters {
+  const d: Counters = {};
+  for (const k of Object.keys(after)) d[k] = after[k]! - (before[k] ?? 0n);
+  return d;
+}
+
+/**
+ * Check that n packets took the case's path: every one seen (rx), the expected verdict counter
+ * and connection-table outcome, and nothing else (no drops, stale entries, redirects, passes).
+ * Returns a description of what is wrong, or null.
+ */
+export function checkPath(c: BenchCase, d: Counters, n: number): string | null {
+  const N = BigInt(n);
+  const want: Record<string, bigint> = { rx: N };
+  if (c.kind === 'pass') {
+    want.pass_non_service = N;
+  } else {
+    want.tx = N;
+    if (c.kind === 'established') { want.ct_hit = N; want.ct_miss = 0n; }
+    else { want.ct_miss = N; want.ct_hit = 0n; }
+  }
+  const wrong: string[] = [];
+  for (const [k, v] of Object.entries(want)) {
+    if ((d[k] ?? 0n) !== v) wrong.push(`${k} ${d[k] ?? 0n} (expected ${v})`);
+  }
+  for (const [k, v] of Object.entries(d)) {
+    if (!(k in want) && v !== 0n) wrong.push(`${k} ${v} (expected 0)`);
+  }
+  return wrong.length ? `${c.name}: ${n} packets did not take the expected path: ${wrong.join(', ')}` : null;
+}
+
+export const VERDICT_NAMES: Record<number, string> = { 0: 'XDP_ABORTED', 1: 'XDP_DROP', 2: 'XDP_PASS', 3: 'XDP_TX', 4: 'XDP_REDIRECT' };

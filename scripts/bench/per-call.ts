@@ -1,0 +1,87 @@
+/**
+ * Per-call measurement: many BPF_PROG_TEST_RUN calls with repeat=1, the kernel's reported
+ * duration of each, interleaved round by round with the XDP_TX baseline (xlb round, baseline
+ * round, xlb round, ...). repeat > 1 is never used on xlb: the program would run again on
+ * its own output (an encapsulated packet, rewritten MACs), which is not the path we mean.
+ *
+ * The kernel's figure for one call covers the program plus the test-run's fixed costs
+ * (two clock reads, bh disable/enable); the baseline carries the same costs, which is why the
+ * result is given next to it and as a ratio, and the difference is reported too.
+ */
+import type { XdpForwarder } from '../../src/datapath/xdp/forwarder.ts';
+import type { BpfProgram } from '../../src/datapath/bpf/index.ts';
+import { checkPath, counterDelta, VERDICT_NAMES, XDP_TX, type BenchCase } from './fixtures.ts';
+import { median } from './report.ts';
+
+export interface PerCallOptions {
+  rounds: number;
+  calls: number;
+  /** established cases cycle through this many flows, all in the connection table */
+  flows: number;
+  /** first flow number of the SYN case's fresh flows (never sent before to this forwarder) */
+  synFlowBase: number;
+}
+
+export interface PerCallResult {
+  ns: number;
+  baselineNs: number;
+  calls: number;
+  /** per-round medians of the ratio, to show the spread between rounds */
+  roundRatioMin: number;
+  roundRatioMax: number;
+}
+
+function verdictError(c: BenchCase, who: string, got: number, want: number): Error {
+  return new Error(`${c.name}: ${who} returned ${VERDICT_NAMES[got] ?? got} (${got}), expected ${VERDICT_NAMES[want]} (${want}): `
+    + 'the bench would measure the wrong path');
+}
+
+export function measurePerCall(fw: XdpForwarder, baseline: BpfProgram, c: BenchCase, o: PerCallOptions): PerCallResult {
+  const flows = c.kind === 'syn' ? [] : Array.from({ length: o.flows }, (_, i) => c.frame(i));
+
+  // established: put every flow in the connection table first (and check it took)
+  if (c.kind === 'established') {
+    for (const f of flows) {
+      const r = fw.testRun(f);
+      if (r.verdict !== c.verdict) throw verdictError(c, 'xlb (warm-up)', r.verdict, c.verdict);
+    }
+  }
+
+  const xs: number[] = [];
+  const bs: number[] = [];
+  const roundRatios: number[] = [];
+  for (let round = 0; round < o.rounds; round++) {
+    const frames = c.kind === 'syn'
+      ? Array.from({ length: o.calls }, (_, k) => c.frame(o.synFlowBase + round * o.calls + k))
+      : Array.from({ length: o.calls }, (_, k) => flows[k % flows.length]!);
+
+    // A: xlb
+    const rx: number[] = [];
+    const before = fw.counters();
+    for (const data of frames) {
+      const r = fw.program.testRun({ data, repeat: 1 });
+      if (r.retval !== c.verdict) throw verdictError(c, 'xlb', r.retval, c.verdict);
+      rx.push(r.duration);
+    }
+    const wrong = checkPath(c, counterDelta(before, fw.counters()), frames.length);
+    if (wrong) throw new Error(`per-call, round ${round + 1}: ${wrong}`);
+
+    // B: the XDP_TX baseline on the same frames
+    const rb: number[] = [];
+    for (const data of frames) {
+      const r = baseline.testRun({ data, repeat: 1 });
+      if (r.retval !== XDP_TX) throw verdictError(c, 'baseline xdp_tx', r.retval, XDP_TX);
+      rb.push(r.duration);
+    }
+    xs.push(...rx);
+    bs.push(...rb);
+    roundRatios.push(median(rx) / median(rb));
+  }
+  return {
+    ns: median(xs),
+    baselineNs: median(bs),
+    calls: xs.length,
+    roundRatioMin: Math.min(...roundRatios),
+    roundRatioMax: Math.max(...roundRatios),
+  };
+}
