@@ -72,7 +72,7 @@ function frame4(dst: string, proto: 'tcp' | 'udp' | 'syn', dport: number, i: num
   const l3 = ipv4({ src: flowSource(proto === 'syn' ? CLIENT4_SYN : CLIENT4, i), dst, ttl: 64, df: proto !== 'udp' });
   const sport = flowPort(i);
   if (proto === 'udp') return packet(l2, l3, udp({ sport, dport }), payload(32));
-  if (proto === 'syn') return packet(l2, l3, tcp({ sport, dport, flags: 'S', seq: 1000 + i, window: 64240, options: SYN_OPTIONS }));
+  if (proto === 'syn') return packet(l2, l3, tcp({ sport, dport, flags: 'S', seq: 1000, window: 64240, options: SYN_OPTIONS }));
   return packet(l2, l3, tcp({ sport, dport, flags: 'PA', seq: 5000, ack: 7000, window: 502 }), payload(32));
 }
 

@@ -8,7 +8,7 @@
  * argv: IFNAME GEN_OBJECT
  * JSON lines on stdin, one reply each on stdout:
  *   {"op":"template","template":GenTemplate}      → {ok}        (gen-config.ts)
- *   {"op":"reset"}                                 → {ok}        flow sequence and counters to 0
+ *   {"op":"reset","seq"?:n}                        → {ok}        flow sequence to n (default 0), counters to 0
  *   {"op":"check","count":n}                       → {ok, frames: [hex...], verdicts: [...]}
  *        n ordinary test runs (not live): the frames the generator would send next
  *   {"op":"run","frames":n,"batchSize":b}          → {ok, wallNs, kernelNs, generated, sunk, dev}
@@ -77,7 +77,7 @@ let frame: Buffer | undefined;
 
 createInterface({ input: process.stdin }).on('line', (line) => {
   try {
-    const cmd = JSON.parse(line) as { op: string; template?: GenTemplate; count?: number; frames?: number; batchSize?: number };
+    const cmd = JSON.parse(line) as { op: string; template?: GenTemplate; count?: number; seq?: number; frames?: number; batchSize?: number };
     switch (cmd.op) {
       case 'template': {
         const t = cmd.template!;
@@ -88,7 +88,9 @@ createInterface({ input: process.stdin }).on('line', (line) => {
       }
       case 'reset': {
         const zero = Buffer.alloc(8 * stats.valuesPerKey());
-        stats.update(u32(0), zero);
+        const seq = Buffer.alloc(8 * stats.valuesPerKey());
+        for (let i = 0; i < stats.valuesPerKey(); i++) seq.writeBigUInt64LE(BigInt(cmd.seq ?? 0), i * 8);
+        stats.update(u32(0), seq);
         stats.update(u32(1), zero);
         reply({ ok: true });
         break;

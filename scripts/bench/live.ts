@@ -119,17 +119,24 @@ export class LiveBench {
     return { wallNs: Number(g.wallNs), kernelNs: Number(g.kernelNs), generated, sunk: Number(g.sunk), processed, delta };
   }
 
-  /** The generator's next frames must be exactly flows 0, 1, 2 as the fixture builds them. */
-  private async checkGenerator(c: BenchCase): Promise<void> {
-    await this.gen.call({ op: 'reset' });
-    const chk = await this.gen.call({ op: 'check', count: 3 });
-    const frames = chk.frames as string[];
-    const verdicts = chk.verdicts as number[];
-    for (let i = 0; i < frames.length; i++) {
-      if (verdicts[i] !== XDP_REDIRECT) throw new Error(`generator: verdict ${verdicts[i]} for flow ${i}, expected XDP_REDIRECT`);
-      const want = c.frame(i).toString('hex');
-      if (frames[i] !== want) {
-        throw new Error(`generator: flow ${i} of ${c.name} differs from the fixture:\n  got  ${frames[i]}\n  want ${want}`);
+  /**
+   * The generator's frames must be exactly the fixture's: flows 0, 1, 2, and the first flows
+   * after the source address moves on (SPORT_SPAN - 1, SPORT_SPAN, SPORT_SPAN + 1).
+   */
+  private async checkGenerator(c: BenchCase, nflows: number): Promise<void> {
+    for (const start of [0, SPORT_SPAN - 1]) {
+      if (start + 2 >= nflows) continue;
+      await this.gen.call({ op: 'reset', seq: start });
+      const chk = await this.gen.call({ op: 'check', count: 3 });
+      const frames = chk.frames as string[];
+      const verdicts = chk.verdicts as number[];
+      for (let k = 0; k < frames.length; k++) {
+        const i = start + k;
+        if (verdicts[k] !== XDP_REDIRECT) throw new Error(`generator: verdict ${verdicts[k]} for flow ${i}, expected XDP_REDIRECT`);
+        const want = c.frame(i).toString('hex');
+        if (frames[k] !== want) {
+          throw new Error(`generator: flow ${i} of ${c.name} differs from the fixture:\n  got  ${frames[k]}\n  want ${want}`);
+        }
       }
     }
     await this.gen.call({ op: 'reset' });
@@ -139,7 +146,7 @@ export class LiveBench {
     // SYN: fresh flows throughout (the flow number never wraps within the bench)
     const nflows = c.kind === 'syn' ? 0xffffffff : o.flows;
     await this.gen.call({ op: 'template', template: describeTemplate(c.frame(0), nflows, SPORT_SPAN) });
-    await this.checkGenerator(c);
+    await this.checkGenerator(c, nflows);
 
     const pathCheck = (r: RunResult, what: string) => {
       const wrong = checkPath(c, r.delta, r.processed);
