@@ -22,7 +22,7 @@ import {
 import { buildMaglevTable, isPrime } from './maglev.ts';
 import { addrBytes, familyOf, macBytes, portField, type Family } from './net.ts';
 import {
-  BPF_MAP_TYPE_ARRAY, BpfMap, type BpfObject, type BpfProgram, openObject,
+  BPF_MAP_TYPE_ARRAY, BpfMap, type BpfObject, type BpfProgram, type MapLike, openObject,
 } from '../bpf/index.ts';
 
 export type Protocol = 'tcp' | 'udp';
@@ -106,32 +106,44 @@ export function serviceKey(s: ServiceSpec): string {
   return `${s.protocol}:${s.address}:${s.port}`;
 }
 
+/** The program's maps, by role. */
+export interface ForwarderMaps {
+  services: MapLike; maglev: MapLike; reals: MapLike; conntrack: MapLike;
+  serviceStats: MapLike; realStats: MapLike; globalStats: MapLike; config: MapLike;
+}
+
+/** Makes an inner Maglev table map; the outer map gets its fd. */
+export type TableFactory = (serviceId: number, size: number) => MapLike & { readonly fd: number };
+
+export interface ForwarderParts {
+  maps: ForwarderMaps;
+  createTable: TableFactory;
+  maglevSize: number;
+  maxServices: number;
+  maxReals: number;
+  /** the loaded object and program; absent with fake maps (unit tests) */
+  object?: BpfObject;
+  program?: BpfProgram;
+}
+
 export class XdpForwarder {
   readonly maglevSize: number;
-  readonly program: BpfProgram;
   private readonly services = new Map<string, ServiceState>();
   private readonly serviceIds: IdPool;
   private readonly realIds: IdPool;
-  private readonly maps: {
-    services: BpfMap; maglev: BpfMap; reals: BpfMap; conntrack: BpfMap;
-    serviceStats: BpfMap; realStats: BpfMap; globalStats: BpfMap; config: BpfMap;
-  };
+  private readonly maps: ForwarderMaps;
 
-  private constructor(private readonly obj: BpfObject, maglevSize: number, maxServices: number, maxReals: number) {
-    this.maglevSize = maglevSize;
-    this.serviceIds = new IdPool(maxServices - 1, 'service');
-    this.realIds = new IdPool(maxReals - 1, 'real');
-    this.program = obj.program('xlb_xdp');
-    this.maps = {
-      services: obj.map('services'),
-      maglev: obj.map('maglev_tables'),
-      reals: obj.map('reals'),
-      conntrack: obj.map('conntrack'),
-      serviceStats: obj.map('service_stats'),
-      realStats: obj.map('real_stats'),
-      globalStats: obj.map('global_stats'),
-      config: obj.map('config'),
-    };
+  constructor(private readonly parts: ForwarderParts) {
+    this.maglevSize = parts.maglevSize;
+    this.maps = parts.maps;
+    this.serviceIds = new IdPool(parts.maxServices - 1, 'service');
+    this.realIds = new IdPool(parts.maxReals - 1, 'real');
+  }
+
+  /** The loaded XDP program (to attach or test-run). */
+  get program(): BpfProgram {
+    if (!this.parts.program) throw new Error('this forwarder has no loaded program (fake maps)');
+    return this.parts.program;
   }
 
   static open(options: ForwarderOptions = {}): XdpForwarder {
@@ -150,7 +162,24 @@ export class XdpForwarder {
       obj.setMapMaxEntries('real_stats', maxReals);
       obj.setMapMaxEntries('conntrack', options.ctSize ?? XLB_CT_SIZE_DEFAULT);
       obj.load();
-      const fw = new XdpForwarder(obj, maglevSize, maxServices, maxReals);
+      const fw = new XdpForwarder({
+        object: obj,
+        program: obj.program('xlb_xdp'),
+        maps: {
+          services: obj.map('services'),
+          maglev: obj.map('maglev_tables'),
+          reals: obj.map('reals'),
+          conntrack: obj.map('conntrack'),
+          serviceStats: obj.map('service_stats'),
+          realStats: obj.map('real_stats'),
+          globalStats: obj.map('global_stats'),
+          config: obj.map('config'),
+        },
+        createTable: (serviceId, size) => BpfMap.create({
+          type: BPF_MAP_TYPE_ARRAY, name: `xlb_mg_${serviceId}`, keySize: 4, valueSize: 4, maxEntries: size,
+        }),
+        maglevSize, maxServices, maxReals,
+      });
       fw.setConfig({ tunSrc4: '0.0.0.0', tunSrc4Bits: 0, tunSrc6: '::', tunSrc6Bits: 0 });
       return fw;
     } catch (err) {
@@ -289,7 +318,8 @@ export class XdpForwarder {
   }
 
   close(): void {
-    this.obj.close();
+    if (this.parts.object) this.parts.object.close();
+    else for (const m of Object.values(this.maps)) m.close();
   }
 
   private installTable(serviceId: number, reals: readonly RealState[]): void {
@@ -297,9 +327,7 @@ export class XdpForwarder {
       reals.map((r) => ({ key: r.spec.address, id: r.id, weight: r.spec.weight })),
       this.maglevSize,
     );
-    const inner = BpfMap.create({
-      type: BPF_MAP_TYPE_ARRAY, name: `xlb_mg_${serviceId}`, keySize: 4, valueSize: 4, maxEntries: this.maglevSize,
-    });
+    const inner = this.parts.createTable(serviceId, this.maglevSize);
     try {
       const keys = Buffer.alloc(this.maglevSize * 4);
       for (let i = 0; i < this.maglevSize; i++) keys.writeUInt32LE(i, i * 4);
