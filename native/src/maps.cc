@@ -269,8 +269,11 @@ Napi::Value MapLookupBatch(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// A failed batch update/delete: the error also carries `count`, how many were processed.
+// A failed batch update/delete: the error also carries `count`, how many were processed as the
+// kernel reports it. ENOTSUPP (the map type has no such batch operation) processed none; the
+// kernel leaves the count as it was given then.
 [[noreturn]] void ThrowBatch(Napi::Env env, int err, const char* sc, int fd, uint32_t done) {
+  if (err == 524) done = 0;
   Napi::Error e = MakeErrno(env, err, sc, FdDetail(fd) + ", " + std::to_string(done) + " processed");
   e.Set("count", Napi::Number::New(env, done));
   throw e;

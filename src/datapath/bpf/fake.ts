@@ -10,7 +10,8 @@
  *                          used entry (lookup and update count as use; the kernel's LRU is
  *                          approximate, this one is exact).
  *   ARRAY, PERCPU_ARRAY    every index 0..maxEntries-1 exists (zero-filled); lookup beyond → null;
- *                          update beyond → E2BIG; BPF_NOEXIST → EEXIST; delete → EINVAL;
+ *                          update beyond → E2BIG; BPF_NOEXIST → EEXIST; delete → EINVAL,
+ *                          deleteBatch → ENOTSUPP (the kernel's arrays have no batch delete);
  *                          nextKey of a missing index → 0, of the last → null.
  *   batch                  lookupBatch walks in iteration order (outBatch null at the end);
  *                          updateBatch/deleteBatch stop at the first failure and throw it with
@@ -49,6 +50,7 @@ interface Entry { key: Buffer; value: Buffer }
 
 const MESSAGES: Record<string, string> = {
   ENOENT: 'No such file or directory', EEXIST: 'File exists', E2BIG: 'Argument list too long', EINVAL: 'Invalid argument',
+  ENOTSUPP: 'Operation not supported',
 };
 
 export class FakeMap extends MapBase {
@@ -213,8 +215,8 @@ export class FakeMap extends MapBase {
   protected rawDeleteBatch(keys: Buffer, count: number): number {
     const sc = 'bpf_map_delete_batch';
     const ks = this.info.keySize;
+    if (this.kind === 'array') throw Object.assign(this.fail('ENOTSUPP', sc), { count: 0 });
     return this.batch(count, (i) => {
-      if (this.kind === 'array') throw this.fail('EINVAL', sc);
       if (!this.rawDelete(keys.subarray(i * ks, (i + 1) * ks))) throw this.fail('ENOENT', sc);
     });
   }

@@ -112,7 +112,7 @@ export interface BpfError extends Error {
 }
 
 /** The errno numbers (Linux) of the codes raised from TypeScript. */
-const ERRNO = { EPERM: 1, ENOENT: 2, EBADF: 9, EEXIST: 17, EINVAL: 22, E2BIG: 7, EBUSY: 16, ENOSPC: 28 } as const;
+const ERRNO = { EPERM: 1, ENOENT: 2, E2BIG: 7, EBADF: 9, EBUSY: 16, EEXIST: 17, EINVAL: 22, ENOSPC: 28, ENOTSUPP: 524 } as const;
 export type TsErrnoName = keyof typeof ERRNO;
 
 export function bpfError(code: TsErrnoName, syscall: string, message: string): BpfError {
@@ -757,6 +757,7 @@ export class BpfObject implements Owner {
   /** A map of the loaded object; its fd lives as long as the object. */
   map(name: string): BpfMap {
     const sc = 'bpf_map__fd';
+    this.use(sc);
     const cached = this.mapCache.get(name);
     if (cached) return cached;
     this.mapNamed(name, sc);
@@ -768,6 +769,7 @@ export class BpfObject implements Owner {
   /** A program of the loaded object; its fd lives as long as the object. */
   program(name: string): BpfProgram {
     const sc = 'bpf_program__fd';
+    this.use(sc);
     const cached = this.progCache.get(name);
     if (cached) return cached;
     if (typeof name !== 'string') throw invalid(sc, 'program name must be a string');
