@@ -64,10 +64,12 @@ export interface NativeObject {
   setMapInitialValue(map: string, value: Buffer): void;
   /** Before load: use an existing map fd (e.g. opened from a pin) instead of creating one. */
   reuseMapFd(map: string, fd: number): void;
+  /** On failure the message ends with the last 40 lines of libbpf's log (the verifier log). */
   load(): void;
   /** After load: file descriptors, owned by the object (closed by close()). */
   programFd(program: string): number;
   mapFd(map: string): number;
+  /** Also done by the finalizer if never called. Idempotent; afterwards every other method throws EBADF. */
   close(): void;
 }
 
@@ -76,7 +78,15 @@ export interface NativeAddon {
 
   numPossibleCpus(): number;
 
-  /** Maps by fd. Keys and values are raw bytes of exactly keySize / value size. */
+  /**
+   * Maps by fd. Keys and values are raw bytes of exactly keySize / value size, where the value
+   * size is always the WHOLE value: for per-CPU maps roundup(valueSize, 8) × numPossibleCpus().
+   * The `keySize` / `valueSize` arguments are what the caller expects; the addon checks them and
+   * every buffer length against the map's info from the kernel (bpf_obj_get_info_by_fd) and
+   * throws EINVAL on a mismatch, so no call can make the kernel read or write past a buffer.
+   * Batch position tokens (inBatch/outBatch) are max(keySize, 8) bytes. A failed batch update or
+   * delete also carries `count`: how many elements the kernel processed.
+   */
   mapInfo(fd: number): NativeMapInfo;
   mapCreate(type: number, name: string, keySize: number, valueSize: number, maxEntries: number, flags: number, innerMapFd?: number): number;
   mapLookup(fd: number, key: Buffer, valueSize: number): Buffer | null;   // null on ENOENT
@@ -107,6 +117,6 @@ export interface NativeAddon {
   /** TC on a clsact qdisc (created if missing). */
   tcAttach(ifindex: number, direction: 'ingress' | 'egress', progFd: number, handle: number, priority: number): void;
   tcDetach(ifindex: number, direction: 'ingress' | 'egress', handle: number, priority: number): void;
-  /** prog id attached at handle/priority, 0 if none. */
+  /** prog id attached at handle/priority, 0 if none (also when the interface has no clsact qdisc). */
   tcQuery(ifindex: number, direction: 'ingress' | 'egress', handle: number, priority: number): number;
 }
