@@ -218,7 +218,11 @@ export interface MapLike {
   /** Every key, walked with nextKey. To delete while walking, collect the keys first. */
   keys(): IterableIterator<Buffer>;
   entries(): IterableIterator<[Buffer, Buffer]>;
-  /** One step of a batched walk; start with no inBatch, continue with the previous outBatch. */
+  /**
+   * One step of a batched walk; start with no inBatch, continue with the previous outBatch.
+   * count defaults to min(256, maxEntries). The kernel returns a hash bucket whole or not at all:
+   * ENOSPC means one bucket holds more than `count` elements, so ask for more.
+   */
   lookupBatch(opts?: { inBatch?: Buffer | null; count?: number }): BatchLookupResult;
   /** keys and values concatenated (or as arrays); returns how many were written */
   updateBatch(keys: Buffer | readonly Buffer[], values: Buffer | readonly Buffer[], count?: number, flags?: number): number;
