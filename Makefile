@@ -41,7 +41,7 @@ native: $(NATIVE)
 
 $(NATIVE): $(NATIVE_SRC)
 	@$(if $(Q),echo "  NATIVE  $@")
-	$(Q)cd native && ../node_modules/.bin/node-gyp rebuild $(if $(Q),--silent,) >/dev/null
+	$(Q)cd native && ../node_modules/.bin/node-gyp rebuild --nodedir=/usr $(if $(Q),--silent,) >/dev/null
 
 ts:
 	@$(if $(Q),echo "  TSC     (typecheck)")
