@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * ct.h - the connection table: which real a flow was scheduled to.
+ *
+ *   conntrack  LRU_HASH, BPF_F_NO_COMMON_LRU (per-CPU LRU lists),
+ *              struct xlb_flow_key -> struct xlb_flow, XLB_CT_SIZE_DEFAULT entries
+ *
+ * The key is the forward-direction flow {client address, VIP, client port,
+ * VIP port, protocol, family}, the padding zero. Entries are never deleted by
+ * the program: the LRU evicts the least recently used ones when the table is
+ * full, and an entry whose real is no longer active is rewritten (CT_STALE).
+ * Per-CPU LRU lists scale without a shared lock; a flow whose packets arrive
+ * on several CPUs (no RSS affinity) may be evicted a little earlier, which
+ * only costs a reschedule to the same real while the Maglev table is unchanged.
+ */
+#ifndef XLB_CT_H
+#define XLB_CT_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "xlb_abi.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__uint(max_entries, XLB_CT_SIZE_DEFAULT);
+	__type(key, struct xlb_flow_key);
+	__type(value, struct xlb_flow);
+} conntrack SEC(".maps");
+
+/* The entry of a flow, or NULL. A hit marks the entry as recently used. */
+static __always_inline struct xlb_flow *xlb_ct_lookup(const struct xlb_flow_key *key)
+{
+	return bpf_map_lookup_elem(&conntrack, key);
+}
+
+/* Create or overwrite the entry of a flow. A failure (only -ENOMEM when
+ * every LRU list is busy) is ignored: the next packet is scheduled again and,
+ * while the table is unchanged, lands on the same real. */
+static __always_inline void xlb_ct_store(const struct xlb_flow_key *key, __u32 real_id, __u32 service_id)
+{
+	struct xlb_flow v = { .real_id = real_id, .service_id = service_id };
+
+	bpf_map_update_elem(&conntrack, key, &v, BPF_ANY);
+}
+
+#endif /* XLB_CT_H */
