@@ -46,7 +46,7 @@ const HELP = `usage: node --import tsx scripts/bench-datapath.ts [options]
   --runs N           live frames: runs per program (default 5)
   --frames N         live frames: frames per run (default 2000000)
   --batch N          live frames: batch size (default 64)
-  --flows N          established flows (default 1000)
+  --flows N          established flows: live frames, and the per-call many-flows figure (default 1000)
   --quick            5 rounds × 1000 calls, 3 runs × 500000 frames
   --no-per-call, --no-live, --no-maglev   skip a part
   --out DIR          where the JSON goes (default bench-results)
@@ -137,7 +137,8 @@ async function main(): Promise<void> {
   // ---- per-call
   if (!a['no-per-call']) {
     console.log(`\nper-call: ${perCallOpts.rounds} rounds × ${perCallOpts.calls} calls of each program, repeat=1, `
-      + `interleaved with the XDP_TX baseline; established cases cycle over ${perCallOpts.flows} flows in the table`);
+      + 'interleaved with the XDP_TX baseline; established cases: one flow, put in the table by a first packet '
+      + `(headline), and cycling over ${perCallOpts.flows} flows in the table (cold connection-table entries)`);
     const fw = XdpForwarder.open();
     const base = bpf.openObject(OBJECTS.baseline);
     try {
@@ -146,20 +147,32 @@ async function main(): Promise<void> {
       for (const s of services()) fw.setService(s.service, s.reals);
       const xdpTx = base.program('xdp_tx');
       for (const c of cases) {
-        const r = measurePerCall(fw, xdpTx, c, perCallOpts);
+        const r = measurePerCall(fw, xdpTx, c, { ...perCallOpts, flows: 1 });
+        const many = c.kind === 'established' && perCallOpts.flows > 1 ? measurePerCall(fw, xdpTx, c, perCallOpts) : undefined;
         const row: ResultRow = {
           case: c.name, method: 'per-call',
           ns_per_packet: r.ns, baseline_ns_per_packet: r.baselineNs, ratio: round(r.ns / r.baselineNs, 3),
           baseline_program: 'xdp_tx',
           ...(c.target !== undefined ? { target_ratio: c.target } : {}),
           delta_ns: r.ns - r.baselineNs,
+          iqm_ns_per_packet: round(r.iqmNs, 1),
+          baseline_iqm_ns_per_packet: round(r.baselineIqmNs, 1),
           calls: r.calls,
           round_ratio_min: round(r.roundRatioMin, 3),
           round_ratio_max: round(r.roundRatioMax, 3),
+          flows: c.kind === 'syn' ? r.calls : 1,
+          ...(many ? {
+            many_flows: {
+              flows: perCallOpts.flows, ns_per_packet: many.ns, baseline_ns_per_packet: many.baselineNs,
+              ratio: round(many.ns / many.baselineNs, 3),
+              iqm_ns_per_packet: round(many.iqmNs, 1), baseline_iqm_ns_per_packet: round(many.baselineIqmNs, 1),
+            },
+          } : {}),
         };
         add(row);
         console.log(`  ${c.name.padEnd(26)} ${r.ns.toFixed(1).padStart(6)} ns vs ${r.baselineNs.toFixed(1).padStart(6)} ns `
-          + `(+${(r.ns - r.baselineNs).toFixed(1)} ns, ×${(r.ns / r.baselineNs).toFixed(2)}; rounds ×${r.roundRatioMin.toFixed(2)}..×${r.roundRatioMax.toFixed(2)})`);
+          + `(+${(r.ns - r.baselineNs).toFixed(1)} ns, ×${(r.ns / r.baselineNs).toFixed(2)}; rounds ×${r.roundRatioMin.toFixed(2)}..×${r.roundRatioMax.toFixed(2)})`
+          + (many ? ` | ${perCallOpts.flows} flows: ${many.ns.toFixed(1)} vs ${many.baselineNs.toFixed(1)} ns (×${(many.ns / many.baselineNs).toFixed(2)})` : ''));
       }
     } finally {
       base.close();
@@ -189,6 +202,8 @@ async function main(): Promise<void> {
           lost_share: round(r.lostShare, 4),
           ...(r.returnedShare !== null ? { returned_share: round(r.returnedShare, 4) } : {}),
           ...(r.xdpTxNs !== undefined ? { xdp_tx_ns_per_packet: round(r.xdpTxNs, 2) } : {}),
+          runs_ns_per_packet: r.runsNs.map((v) => round(v, 1)),
+          baseline_runs_ns_per_packet: r.baselineRunsNs.map((v) => round(v, 1)),
         };
         add(row);
         const note = c.kind === 'pass'
@@ -205,7 +220,8 @@ async function main(): Promise<void> {
   // ---- results
   const ordered = cases.flatMap((c) => rowsByCase.get(c.name) ?? []);
   console.log(`\n${resultTable(ordered, maglev ? { ms: maglev.median_ms, target: maglev.target_ms } : undefined)}`);
-  console.log('\nper-call: the kernel\'s duration of one test run (program + fixed test-run overhead, same for both);');
+  console.log('\nper-call: the kernel\'s duration of one test run (program + fixed test-run overhead, same for both); established');
+  console.log('cases with one flow, and "N flows": cycling over N flows, each lookup a cold connection-table entry;');
   console.log('live-frames: wall time per packet of generator + program + return + sink on one CPU; "(pass)": against xdp_pass,');
   console.log('since pass-non-service frames go up the balancer namespace\'s kernel stack. Targets are shown, not enforced.');
   writeFileSync(resolve(outDir, 'datapath.json'), `${JSON.stringify(ordered, null, 2)}\n`);

@@ -47,6 +47,9 @@ export interface LiveResult {
   returnedShare: number | null;
   /** pass-non-service: the XDP_TX baseline as well, for reference */
   xdpTxNs?: number;
+  /** every run's figure, in order */
+  runsNs: number[];
+  baselineRunsNs: number[];
 }
 
 type Prog = 'xlb' | 'xdp_tx' | 'xdp_pass';
@@ -198,6 +201,8 @@ export class LiveBench {
       lostShare: 1 - processed / generated,
       returnedShare: c.kind === 'pass' ? null : sunk / processed,
       xdpTxNs: c.kind === 'pass' ? median(ns.xdp_tx) : undefined,
+      runsNs: ns.xlb,
+      baselineRunsNs: ns[baselineProgram],
     };
   }
 }
