@@ -6,14 +6,14 @@
  * argv: IFNAME BASELINE_OBJECT [XLB_OBJECT]
  * JSON lines on stdin, one reply each on stdout:
  *   {"op":"attach","prog":"xlb"|"xdp_tx"|"xdp_pass"}  → {ok, progId}
- *   {"op":"counters"}  → {ok, counters: {rx: "123", ...}, dev: {rx_packets, ...}}
+ *   {"op":"counters"}  → {ok, counters: {rx: "123", ..., svc_conns}, dev: {rx_packets, ...}}
  * Detaches and exits when stdin closes, or on SIGINT/SIGTERM.
  */
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { XdpForwarder } from '../../src/datapath/xdp/forwarder.ts';
 import { openObject, xdpAttach, xdpDetach, xdpQuery, XDP_FLAGS_DRV_MODE } from '../../src/datapath/bpf/index.ts';
-import { services, TUNNEL } from './fixtures.ts';
+import { readCounters, services, TUNNEL } from './fixtures.ts';
 import { toJsonLine } from './netns.ts';
 
 const [ifname = 'lb0', baselinePath, xlbPath] = process.argv.slice(2);
@@ -74,7 +74,7 @@ createInterface({ input: process.stdin }).on('line', (line) => {
         break;
       }
       case 'counters':
-        reply({ ok: true, counters: fw.counters(), dev: devStats() });
+        reply({ ok: true, counters: readCounters(fw), dev: devStats() });
         break;
       default:
         throw new Error(`unknown op '${cmd.op}'`);

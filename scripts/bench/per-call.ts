@@ -16,7 +16,7 @@
  */
 import type { XdpForwarder } from '../../src/datapath/xdp/forwarder.ts';
 import type { BpfProgram } from '../../src/datapath/bpf/index.ts';
-import { checkPath, counterDelta, VERDICT_NAMES, XDP_TX, type BenchCase } from './fixtures.ts';
+import { checkPath, counterDelta, readCounters, VERDICT_NAMES, XDP_TX, type BenchCase } from './fixtures.ts';
 import { interquartileMean, median } from './report.ts';
 
 export interface PerCallOptions {
@@ -67,13 +67,13 @@ export function measurePerCall(fw: XdpForwarder, baseline: BpfProgram, c: BenchC
 
     // A: xlb
     const rx: number[] = [];
-    const before = fw.counters();
+    const before = readCounters(fw);
     for (const data of frames) {
       const r = fw.program.testRun({ data, repeat: 1 });
       if (r.retval !== c.verdict) throw verdictError(c, 'xlb', r.retval, c.verdict);
       rx.push(r.duration);
     }
-    const wrong = checkPath(c, counterDelta(before, fw.counters()), frames.length);
+    const wrong = checkPath(c, counterDelta(before, readCounters(fw)), frames.length);
     if (wrong) throw new Error(`per-call, round ${round + 1}: ${wrong}`);
 
     // B: the XDP_TX baseline on the same frames
