@@ -64,7 +64,9 @@
  *     spreads over > 0 bits and no scheduling hash of the same kind exists.
  *     Connection table (not for XLB_SVC_F_OPS services, not for fragments):
  *     - TCP SYN without ACK: no lookup; scheduled, entry written (a new
- *       connection; a retransmitted SYN is scheduled again). No CT counter.
+ *       connection; a retransmitted SYN is scheduled again). Counted as a
+ *       CT_MISS: the ABI defines the counter as "scheduled by Maglev", and a
+ *       new connection is by definition not in the table.
  *     - else a lookup: an entry whose real is active and that belongs to this
  *       service (its service id matches: ids are reused after a service is
  *       removed) is a CT_HIT; an entry failing either check is CT_STALE
@@ -108,8 +110,17 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/*
+ * services: BPF_F_NO_PREALLOC, so that its few entries live in slab memory
+ * (the kernel's linear map, huge pages) rather than in a vmalloc'd preallocated
+ * area (4 KiB pages): every balanced packet looks it up, and on this path TLB
+ * misses, not instructions, are the cost. It also means a deleted entry is
+ * freed after an RCU grace period instead of being reused at once for another
+ * key while a program may still read it. The control plane is the only writer.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, XLB_MAX_SERVICES * 2); /* services + one address marker per VIP */
 	__type(key, struct xlb_vip_key);
 	__type(value, struct xlb_service);
@@ -159,16 +170,19 @@ struct xlb_pkt {
 	__u8  syn_only;           /* TCP SYN without ACK */
 };
 
-static __always_inline int xlb_verdict(__u32 counter, int action)
+/* A verdict and the global counter that says why: the counter is added once,
+ * at the program's single exit (one copy of the counter code, not one per
+ * verdict). */
+static __always_inline int xlb_verdict(__u32 *cnt, __u32 counter, int action)
 {
-	xlb_count(counter);
+	*cnt = counter;
 	return action;
 }
 
 /* A parser failure to a verdict: truncated or malformed header, dropped. */
-static __always_inline int xlb_parse_drop(int rc)
+static __always_inline int xlb_parse_drop(__u32 *cnt, int rc)
 {
-	return xlb_verdict(rc == XLB_P_BAD ? XLB_CNT_DROP_MALFORMED : XLB_CNT_DROP_TRUNCATED, XDP_DROP);
+	return xlb_verdict(cnt, rc == XLB_P_BAD ? XLB_CNT_DROP_MALFORMED : XLB_CNT_DROP_TRUNCATED, XDP_DROP);
 }
 
 /* The real with this id if it is in use, else NULL. */
@@ -188,7 +202,7 @@ static __always_inline struct xlb_real *xlb_real_get(__u32 real_id)
  * Steps 5-7 of the header comment: choose the real, rewrite the frame toward
  * it, account, return the verdict.
  */
-static __always_inline int xlb_balance(struct xdp_md *ctx, struct xlb_pkt *p)
+static __always_inline int xlb_balance(struct xdp_md *ctx, struct xlb_pkt *p, __u32 *cnt)
 {
 	int hashed_kind = -1, tun_kind, sched_kind;
 	int use_ct, store = 0, ret;
@@ -202,17 +216,21 @@ static __always_inline int xlb_balance(struct xdp_md *ctx, struct xlb_pkt *p)
 	use_ct = !(p->svc_flags & XLB_SVC_F_OPS) && p->kind != XLB_KIND_FRAG;
 
 	/* the connection table */
-	if (use_ct && !(p->kind == XLB_KIND_FLOW && p->syn_only)) {
-		struct xlb_flow *f = xlb_ct_lookup(&p->key);
+	if (use_ct) {
 		__u32 counter = XLB_CNT_CT_MISS;
 
-		if (f) {
-			counter = XLB_CNT_CT_STALE;
-			if (f->service_id == p->svc_id) {
-				real_id = f->real_id;
-				real = xlb_real_get(real_id);
-				if (real)
-					counter = XLB_CNT_CT_HIT;
+		/* a SYN opens a new connection: a miss without looking */
+		if (!(p->kind == XLB_KIND_FLOW && p->syn_only)) {
+			struct xlb_flow *f = xlb_ct_lookup(&p->key);
+
+			if (f) {
+				counter = XLB_CNT_CT_STALE;
+				if (f->service_id == p->svc_id) {
+					real_id = f->real_id;
+					real = xlb_real_get(real_id);
+					if (real)
+						counter = XLB_CNT_CT_HIT;
+				}
 			}
 		}
 		if (p->kind == XLB_KIND_FLOW)
@@ -226,7 +244,7 @@ static __always_inline int xlb_balance(struct xdp_md *ctx, struct xlb_pkt *p)
 		real_id = xlb_maglev_pick(p->svc_id, hash);
 		real = xlb_real_get(real_id);
 		if (!real)
-			return xlb_verdict(XLB_CNT_DROP_NO_REAL, XDP_DROP);
+			return xlb_verdict(cnt, XLB_CNT_DROP_NO_REAL, XDP_DROP);
 		store = use_ct && p->kind == XLB_KIND_FLOW;
 	}
 
@@ -236,16 +254,16 @@ static __always_inline int xlb_balance(struct xdp_md *ctx, struct xlb_pkt *p)
 		void *data_end = (void *)(long)ctx->data_end;
 
 		if (data + sizeof(struct ethhdr) > data_end) /* checked by the parser; for the verifier */
-			return xlb_verdict(XLB_CNT_DROP_TRUNCATED, XDP_DROP);
+			return xlb_verdict(cnt, XLB_CNT_DROP_TRUNCATED, XDP_DROP);
 		xlb_set_macs(data, real);
 	} else if (real->method == XLB_METHOD_TUN) {
 		__u32 bits;
 
 		if (real->family != p->key.family)
-			return xlb_verdict(XLB_CNT_DROP_ENCAP, XDP_DROP);
+			return xlb_verdict(cnt, XLB_CNT_DROP_ENCAP, XDP_DROP);
 		cfg = bpf_map_lookup_elem(&config, &zero);
 		if (!cfg)
-			return xlb_verdict(XLB_CNT_DROP_ENCAP, XDP_DROP);
+			return xlb_verdict(cnt, XLB_CNT_DROP_ENCAP, XDP_DROP);
 		bits = p->key.family == XLB_AF_INET ? cfg->tun_src4_bits : cfg->tun_src6_bits;
 		if (bits && hashed_kind != tun_kind)
 			hash = xlb_flow_hash(&p->key, tun_kind);
@@ -254,9 +272,9 @@ static __always_inline int xlb_balance(struct xdp_md *ctx, struct xlb_pkt *p)
 		else
 			ret = xlb_encap6(ctx, p->l3, p->l2len, real, cfg, hash);
 		if (ret)
-			return xlb_verdict(XLB_CNT_DROP_ENCAP, XDP_DROP);
+			return xlb_verdict(cnt, XLB_CNT_DROP_ENCAP, XDP_DROP);
 	} else {
-		return xlb_verdict(XLB_CNT_DROP_ENCAP, XDP_DROP);
+		return xlb_verdict(cnt, XLB_CNT_DROP_ENCAP, XDP_DROP);
 	}
 
 	/* accounting */
@@ -270,8 +288,8 @@ static __always_inline int xlb_balance(struct xdp_md *ctx, struct xlb_pkt *p)
 	xlb_stats_add(&real_stats, real_id, p->len, store);
 
 	if (real->ifindex == 0 || real->ifindex == ctx->ingress_ifindex)
-		return xlb_verdict(XLB_CNT_TX, XDP_TX);
-	xlb_count(XLB_CNT_REDIRECT);
+		return xlb_verdict(cnt, XLB_CNT_TX, XDP_TX);
+	*cnt = XLB_CNT_REDIRECT;
 	return bpf_redirect(real->ifindex, 0);
 }
 
@@ -294,8 +312,8 @@ static __always_inline struct xlb_service *xlb_service_get(struct xlb_vip_key *v
 	return svc;
 }
 
-SEC("xdp")
-int xlb_xdp(struct xdp_md *ctx)
+/* Steps 1-4 of the header comment; xlb_balance does the rest. */
+static __always_inline int xlb_handle(struct xdp_md *ctx, __u32 *cnt)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -309,11 +327,9 @@ int xlb_xdp(struct xdp_md *ctx)
 	__u8 proto, frag;
 	int rc;
 
-	xlb_count(XLB_CNT_RX);
-
 	/* 1. Ethernet */
 	if (xlb_parse_eth(&c, &eth_proto))
-		return xlb_verdict(XLB_CNT_DROP_TRUNCATED, XDP_DROP);
+		return xlb_verdict(cnt, XLB_CNT_DROP_TRUNCATED, XDP_DROP);
 	p.l2len = c.pos == data + sizeof(struct ethhdr) ? sizeof(struct ethhdr)
 						      : sizeof(struct ethhdr) + sizeof(struct xlb_vlan_hdr);
 	p.len = data_end - data;
@@ -322,7 +338,7 @@ int xlb_xdp(struct xdp_md *ctx)
 	if (eth_proto == bpf_htons(ETH_P_IP)) {
 		rc = xlb_parse_ipv4(&c, &ip4);
 		if (rc)
-			return xlb_parse_drop(rc);
+			return xlb_parse_drop(cnt, rc);
 		proto = ip4->protocol;
 		frag = xlb_ipv4_is_fragment(ip4);
 		p.l3 = ip4;
@@ -331,51 +347,40 @@ int xlb_xdp(struct xdp_md *ctx)
 	} else if (eth_proto == bpf_htons(ETH_P_IPV6)) {
 		rc = xlb_parse_ipv6(&c, &ip6, &proto, &frag);
 		if (rc)
-			return xlb_parse_drop(rc);
+			return xlb_parse_drop(cnt, rc);
 		p.l3 = ip6;
 		vk.family = XLB_AF_INET6;
 		__builtin_memcpy(vk.addr, &ip6->daddr, 16);
 	} else {
-		return xlb_verdict(XLB_CNT_PASS_NON_IP, XDP_PASS);
+		return xlb_verdict(cnt, XLB_CNT_PASS_NON_IP, XDP_PASS);
 	}
 
-	/* 3. a VIP? (the address marker {daddr, 0, 0, family}) */
-	if (!bpf_map_lookup_elem(&services, &vk))
-		return xlb_verdict(XLB_CNT_PASS_NON_SERVICE, XDP_PASS);
-
-	/* 4. by protocol */
-	p.key.family = vk.family;
+	/* 3. by protocol */
 	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
-		if (ip4) {
-			__builtin_memcpy(p.key.saddr, &ip4->saddr, 4);
-			__builtin_memcpy(p.key.daddr, &ip4->daddr, 4);
-		} else if (ip6) {
-			__builtin_memcpy(p.key.saddr, &ip6->saddr, 16);
-			__builtin_memcpy(p.key.daddr, &ip6->daddr, 16);
-		}
-		p.key.proto = proto;
-
 		if (frag) {
-			/* fragments: the all-ports service or nothing */
-			vk.port = 0;
+			/* fragments: the all-ports service, else dropped if the
+			 * address is a VIP (its marker exists), else not ours */
 			vk.proto = proto;
 			svc = bpf_map_lookup_elem(&services, &vk);
-			if (!svc)
-				return xlb_verdict(XLB_CNT_DROP_FRAGMENT, XDP_DROP);
+			if (!svc) {
+				vk.proto = 0;
+				if (bpf_map_lookup_elem(&services, &vk))
+					return xlb_verdict(cnt, XLB_CNT_DROP_FRAGMENT, XDP_DROP);
+				return xlb_verdict(cnt, XLB_CNT_PASS_NON_SERVICE, XDP_PASS);
+			}
 			p.kind = XLB_KIND_FRAG;
 			p.all_ports = 1;
 		} else {
 			if (xlb_parse_ports(&c, &sport, &dport)) {
 				/* no ports: only an all-ports service can be meant */
-				vk.port = 0;
 				vk.proto = proto;
 				if (bpf_map_lookup_elem(&services, &vk))
-					return xlb_verdict(XLB_CNT_DROP_TRUNCATED, XDP_DROP);
-				return xlb_verdict(XLB_CNT_PASS_NON_SERVICE, XDP_PASS);
+					return xlb_verdict(cnt, XLB_CNT_DROP_TRUNCATED, XDP_DROP);
+				return xlb_verdict(cnt, XLB_CNT_PASS_NON_SERVICE, XDP_PASS);
 			}
 			svc = xlb_service_get(&vk, dport, proto, &p.all_ports);
 			if (!svc)
-				return xlb_verdict(XLB_CNT_PASS_NON_SERVICE, XDP_PASS);
+				return xlb_verdict(cnt, XLB_CNT_PASS_NON_SERVICE, XDP_PASS);
 			/* a service's packet: its transport header must be sound */
 			if (proto == IPPROTO_TCP) {
 				int syn_only = 0;
@@ -386,21 +391,33 @@ int xlb_xdp(struct xdp_md *ctx)
 				rc = xlb_check_udp(&c);
 			}
 			if (rc)
-				return xlb_parse_drop(rc);
+				return xlb_parse_drop(cnt, rc);
 			p.key.sport = sport;
 			p.key.dport = dport;
 			p.kind = XLB_KIND_FLOW;
 		}
-	} else if ((proto == IPPROTO_ICMP && ip4) || (proto == IPPROTO_ICMPV6 && ip6)) {
+		if (ip4) {
+			__builtin_memcpy(p.key.saddr, &ip4->saddr, 4);
+			__builtin_memcpy(p.key.daddr, &ip4->daddr, 4);
+		} else if (ip6) {
+			__builtin_memcpy(p.key.saddr, &ip6->saddr, 16);
+			__builtin_memcpy(p.key.daddr, &ip6->daddr, 16);
+		}
+		p.key.proto = proto;
+	} else {
+		/* not balanced by port: the address marker {daddr, 0, 0}
+		 * tells a VIP (PASS_LOCAL) from anything else */
+		if (!bpf_map_lookup_elem(&services, &vk))
+			return xlb_verdict(cnt, XLB_CNT_PASS_NON_SERVICE, XDP_PASS);
+		if (!((proto == IPPROTO_ICMP && ip4) || (proto == IPPROTO_ICMPV6 && ip6)) || frag)
+			return xlb_verdict(cnt, XLB_CNT_PASS_LOCAL, XDP_PASS);
 		struct xlb_quoted q;
 
-		if (frag)
-			return xlb_verdict(XLB_CNT_PASS_LOCAL, XDP_PASS);
 		rc = ip4 ? xlb_parse_icmp4_error(&c, &q) : xlb_parse_icmp6_error(&c, &q);
 		if (rc == XLB_P_NOT_FLOW)
-			return xlb_verdict(XLB_CNT_PASS_LOCAL, XDP_PASS);
+			return xlb_verdict(cnt, XLB_CNT_PASS_LOCAL, XDP_PASS);
 		if (rc)
-			return xlb_parse_drop(rc);
+			return xlb_parse_drop(cnt, rc);
 		/* the quoted packet went VIP -> client: the flow is its reverse */
 		__builtin_memcpy(p.key.saddr, q.daddr, 16);
 		__builtin_memcpy(p.key.daddr, q.saddr, 16);
@@ -410,13 +427,24 @@ int xlb_xdp(struct xdp_md *ctx)
 		__builtin_memcpy(vk.addr, q.saddr, 16);
 		svc = xlb_service_get(&vk, q.sport, q.proto, &p.all_ports);
 		if (!svc)
-			return xlb_verdict(XLB_CNT_PASS_LOCAL, XDP_PASS);
+			return xlb_verdict(cnt, XLB_CNT_PASS_LOCAL, XDP_PASS);
 		p.kind = XLB_KIND_ICMP;
-	} else {
-		return xlb_verdict(XLB_CNT_PASS_LOCAL, XDP_PASS);
 	}
+	p.key.family = vk.family;
 
 	p.svc_id = svc->id;
 	p.svc_flags = svc->flags;
-	return xlb_balance(ctx, &p);
+	return xlb_balance(ctx, &p, cnt);
+}
+
+SEC("xdp")
+int xlb_xdp(struct xdp_md *ctx)
+{
+	__u32 cnt = XLB_CNT_MAX;
+	int action;
+
+	xlb_count(XLB_CNT_RX);
+	action = xlb_handle(ctx, &cnt);
+	xlb_count(cnt);
+	return action;
 }

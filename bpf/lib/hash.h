@@ -91,35 +91,35 @@ static __always_inline __u32 xlb_hash_3w(__u32 a, __u32 b, __u32 c, __u32 seed)
 /*
  * xlb_flow_hash - the flow hash of a connection-table key.
  *
- *  XLB_HASH_5TUPLE  IPv4: hashword({saddr, daddr, sport<<16|dport}) with seed + proto;
- *                   IPv6: hashword({saddr[4], daddr[4], ports}) with seed + proto;
- *  XLB_HASH_ADDRS   hashword({saddr, daddr}) (2 or 8 words), the seed alone;
- *  XLB_HASH_SRC     hashword({saddr}) (1 or 4 words), the seed alone.
- * Only the address bytes of the key's family are read, so an IPv4 flow costs
- * one final() round (two for IPv6 addresses, three for an IPv6 5-tuple).
+ * The words hashed are {saddr, daddr, sport<<16|dport} for IPv4 (3 words, one
+ * final() round) and {saddr[4], daddr[4], ports} for IPv6 (9 words, two mix()
+ * rounds and a final()), with what the kind leaves out set to zero:
+ *   XLB_HASH_5TUPLE  everything, seed + proto;
+ *   XLB_HASH_ADDRS   ports zero,              seed + 0x100;
+ *   XLB_HASH_SRC     daddr and ports zero,    seed + 0x200.
+ * One word layout per family keeps one copy of the hash code per call site
+ * (the kind is a run-time value), which matters more to the program's size
+ * and instruction cache than the few words hashed in vain.
  */
 static __always_inline __u32 xlb_flow_hash(const struct xlb_flow_key *key, int kind)
 {
-	__u32 w[9];
+	__u32 seed = XLB_HASH_SEED + (kind == XLB_HASH_5TUPLE ? key->proto : (__u32)kind << 8);
+	__u32 w[9] = {};
 
 	if (key->family == XLB_AF_INET) {
 		__builtin_memcpy(&w[0], key->saddr, 4);
-		__builtin_memcpy(&w[1], key->daddr, 4);
-		if (kind == XLB_HASH_SRC)
-			return xlb_hash_words(w, 1, XLB_HASH_SEED);
-		if (kind == XLB_HASH_ADDRS)
-			return xlb_hash_words(w, 2, XLB_HASH_SEED);
-		__builtin_memcpy(&w[2], &key->sport, 4); /* sport and dport */
-		return xlb_hash_words(w, 3, XLB_HASH_SEED + key->proto);
+		if (kind != XLB_HASH_SRC)
+			__builtin_memcpy(&w[1], key->daddr, 4);
+		if (kind == XLB_HASH_5TUPLE)
+			__builtin_memcpy(&w[2], &key->sport, 4); /* sport and dport */
+		return xlb_hash_words(w, 3, seed);
 	}
 	__builtin_memcpy(&w[0], key->saddr, 16);
-	if (kind == XLB_HASH_SRC)
-		return xlb_hash_words(w, 4, XLB_HASH_SEED);
-	__builtin_memcpy(&w[4], key->daddr, 16);
-	if (kind == XLB_HASH_ADDRS)
-		return xlb_hash_words(w, 8, XLB_HASH_SEED);
-	__builtin_memcpy(&w[8], &key->sport, 4);
-	return xlb_hash_words(w, 9, XLB_HASH_SEED + key->proto);
+	if (kind != XLB_HASH_SRC)
+		__builtin_memcpy(&w[4], key->daddr, 16);
+	if (kind == XLB_HASH_5TUPLE)
+		__builtin_memcpy(&w[8], &key->sport, 4);
+	return xlb_hash_words(w, 9, seed);
 }
 
 #endif /* XLB_HASH_H */
