@@ -329,6 +329,8 @@ export const FIXTURES: Fixture[] = [
   forwardDr('IPv6 first fragment to an all-ports TCP service', frag6(VALL6, 'tcp', { offset: 0, more: true }), R.all6tcp, 'fragment_fwd'),
   forwardTun6('IPv6 middle fragment to an all-ports UDP service (TUN)', frag6(VALL6, 'udp', { offset: 185, more: true }), R.all6tudp, 'fragment_fwd'),
   forwardDr('IPv6 hop-by-hop then fragment header to an all-ports service', frag6(VALL6, 'tcp', { offset: 370, more: false }, [{ type: 'hopByHop' }]), R.all6tcp, 'fragment_fwd'),
+  forwardDr('IPv6 four extension headers (hop-by-hop, routing, destination options, fragment) walked to the fragment',
+    frag6(VALL6, 'tcp', { offset: 0, more: true }, [{ type: 'hopByHop' }, { type: 'routing' }, { type: 'dstOpts' }]), R.all6tcp, 'fragment_fwd'),
   drop('IPv6 fragment to a VIP with port-specific services only', frag6(V6, 'tcp', { offset: 0, more: true }), 'drop_fragment'),
   pass('IPv6 fragment to an address that is no VIP', frag6(NON_VIP6, 'udp', { offset: 0, more: true }), 'pass_non_service'),
 
@@ -342,6 +344,10 @@ export const FIXTURES: Fixture[] = [
   forwardTun6('ICMPv6 packet too big for a TUN TCP flow', icmpErr6(V6T, 2, 0, 1280, reply6(V6T, 80, 'tcp', 40 + 20 + 32)), R.v6ttcp, 'icmp_fwd'),
   forwardDr('ICMPv6 destination unreachable for a DR UDP flow', icmpErr6(V6, 1, 4, 0, reply6(V6, 53, 'udp', 40 + 8 + 24)), R.v6udp, 'icmp_fwd'),
   forwardDr('ICMPv6 time exceeded for a DR UDP flow', icmpErr6(V6, 3, 0, 0, reply6(V6, 53, 'udp', 40 + 8 + 24)), R.v6udp, 'icmp_fwd'),
+
+  pass('ICMP parameter problem (type 12) to a VIP: not an error that is steered', icmpErr4(V4, 12, 0, 0x14000000, reply4(V4, 80, 'tcp', 20 + 20 + 32)), 'pass_local'),
+  pass('ICMPv6 parameter problem (type 4) to a VIP: not an error that is steered', icmpErr6(V6, 4, 0, 6, reply6(V6, 80, 'tcp', 40 + 20 + 32)), 'pass_local'),
+  pass('ICMP fragmentation needed quoting a VIP port that is no service', icmpErr4(V4, 3, 4, 1400, reply4(V4, 81, 'tcp', 20 + 20 + 32)), 'pass_local'),
 
   // --- no way to forward
   drop('TUN from an IPv4 VIP to an IPv6 real', tcp4(VMISM4, 80, 'S'), 'drop_encap'),

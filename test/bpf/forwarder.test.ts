@@ -235,6 +235,13 @@ describe('behaviour', () => {
       const freshSpread = countBy(fresh);
       assert.equal(freshSpread.get(B.address) ?? 0, 0, 'the drained real got new connections');
       for (const r of [C, D, Eh]) assert.ok((freshSpread.get(r.address) ?? 0) > 400, `real ${r.address} got ${freshSpread.get(r.address) ?? 0} of ${N} new flows`);
+
+      // a SYN on a tracked flow is scheduled anew (by the current table), and the flow follows it
+      const resyn = Array.from({ length: N }, (_, i) => realOf(forward(fw, syn(i))));
+      assert.equal(resyn.filter((r) => r === B.address).length, 0, 'a SYN was scheduled to the drained real');
+      const changed = resyn.filter((r, i) => r !== second[i]).length;
+      assert.ok(changed > N / 4, `only ${changed} of ${N} SYNs were scheduled away from their tracked real (B's flows alone are ${onB})`);
+      for (let i = 0; i < N; i++) assert.equal(realOf(forward(fw, ack(i))), resyn[i], `flow ${i}: after a new SYN the flow must follow it`);
     } finally {
       fw.removeService(service);
     }
