@@ -328,7 +328,7 @@ static __always_inline int xlb_handle(struct xdp_md *ctx, __u32 *cnt)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct xlb_cursor c = { .pos = data, .end = data_end };
 	struct xlb_vip_key vk = {};
-	struct xlb_pkt p = {};
+	struct xlb_pkt p;       /* filled once the destination is a VIP */
 	struct xlb_service *svc;
 	struct iphdr *ip4 = NULL;
 	struct ipv6hdr *ip6 = NULL;
@@ -368,6 +368,9 @@ static __always_inline int xlb_handle(struct xdp_md *ctx, __u32 *cnt)
 	 * that traffic which is not ours pays */
 	if (!bpf_map_lookup_elem(&services, &vk))
 		return xlb_verdict(cnt, XLB_CNT_PASS_NON_SERVICE, XDP_PASS);
+	__builtin_memset(&p.key, 0, sizeof(p.key));
+	p.all_ports = 0;
+	p.syn_only = 0;
 
 	/* 4. by protocol */
 	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
