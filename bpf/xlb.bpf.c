@@ -97,8 +97,11 @@
  *     entry and no statistics behind.
  *
  * Every packet counts XLB_CNT_RX and exactly one of the verdict counters
- * (PASS_*, DROP_*, TX, REDIRECT); forwarded packets may also count one of
- * FRAGMENT_FWD/ICMP_FWD and one of CT_HIT/CT_MISS/CT_STALE.
+ * (PASS_*, DROP_*, TX, REDIRECT), added at the program's single exit.
+ * Besides: a whole TCP/UDP packet of a service without XLB_SVC_F_OPS counts
+ * one of CT_HIT/CT_MISS/CT_STALE when the table is consulted (even if it is
+ * dropped afterwards); a forwarded fragment FRAGMENT_FWD, a forwarded ICMP
+ * error ICMP_FWD.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
