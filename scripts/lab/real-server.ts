@@ -12,7 +12,7 @@ const http = createServer((req, res) => {
 });
 http.listen(80, '::', () => process.stdout.write(`ready ${name}\n`));
 for (const type of ['udp4', 'udp6'] as const) {
-  const udp = createSocket(type);
+  const udp = createSocket({ type, ipv6Only: type === 'udp6' });
   udp.on('message', (msg, from) => udp.send(Buffer.concat([Buffer.from(`${name}: `), msg]), from.port, from.address));
   udp.bind(7);
 }
