@@ -25,7 +25,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CASES, services, TUNNEL, type BenchCase } from './bench/fixtures.ts';
 import { measureMaglev } from './bench/maglev.ts';
-import { cleanupAll } from './bench/netns.ts';
+import { cleanupAll } from './lab/netns.ts';
 import { measurePerCall } from './bench/per-call.ts';
 import { LiveBench } from './bench/live.ts';
 import { machine, resultTable, round, type ResultRow } from './bench/report.ts';

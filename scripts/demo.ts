@@ -7,38 +7,22 @@
  * real1 is drained (weight 0) and new connections go to real2 only. The daemon, VRRP and
  * health checks come in later steps; scripts/lab/lb-agent.ts stands in for the daemon here.
  */
-import { createInterface } from 'node:readline';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
+import { Agent } from './lab/agent.ts';
 import { createLab, nsSpawn } from './lab/netns.ts';
-import type { ChildProcess } from 'node:child_process';
 
 const here = import.meta.dirname;
 const tsx = ['node', '--import', 'tsx'];
 const say = (s: string) => process.stdout.write(`\n== ${s}\n`);
-
-class Agent {
-  private readonly lines: AsyncIterableIterator<string>;
-  constructor(readonly proc: ChildProcess) {
-    this.lines = createInterface({ input: proc.stdout! })[Symbol.asyncIterator]();
-  }
-  async next(): Promise<Record<string, unknown>> {
-    const { value, done } = await this.lines.next();
-    if (done) throw new Error('the LB agent exited');
-    const msg = JSON.parse(value as string) as Record<string, unknown>;
-    if (msg.ok !== true) throw new Error(`LB agent: ${String(msg.error)}`);
-    return msg;
-  }
-  async call(cmd: Record<string, unknown>): Promise<Record<string, unknown>> {
-    this.proc.stdin!.write(`${JSON.stringify(cmd)}\n`);
-    return this.next();
-  }
-}
+/** Agents send counters as decimal strings (they are 64-bit); shown here as numbers. */
+const numbers = (v: unknown): unknown => JSON.parse(JSON.stringify(v), (_k, x) => (typeof x === 'string' && /^\d+$/.test(x) ? Number(x) : x));
 
 async function main(): Promise<void> {
   say('building the lab: client, lb, real1, real2 on one bridge (namespaces)');
   const lab = createLab({ reals: 2 });
   const children: ChildProcess[] = [];
+  let stopAgent = async (): Promise<void> => undefined;
   try {
     for (const h of [lab.client, lab.lb, ...lab.reals]) {
       console.log(`   ${h.name.padEnd(6)} ${h.ns.padEnd(16)} ${h.ipv4.padEnd(12)} ${h.ipv6.padEnd(9)} ${h.mac}`);
@@ -56,10 +40,9 @@ async function main(): Promise<void> {
     }
 
     say('loading the XDP forwarder on lb:eth0 (native mode)');
-    const agentProc = nsSpawn(lab.lb.ns, [...tsx, resolve(here, 'lab/lb-agent.ts'), 'eth0']);
-    children.push(agentProc);
-    const agent = new Agent(agentProc);
-    console.log('  ', await agent.next());
+    const { agent, hello } = await Agent.start('lb', lab.lb.ns, resolve(here, 'lab/lb-agent.ts'), ['eth0']);
+    stopAgent = () => agent.stop();
+    console.log(`   attached to ifindex ${String(hello.ifindex)}`);
 
     const reals = (weights: number[], family: 4 | 6) => lab.reals.map((r, i) => ({
       address: family === 4 ? r.ipv4 : r.ipv6, weight: weights[i], method: 'dr', mac: r.mac, smac: lab.lb.mac,
@@ -88,10 +71,10 @@ async function main(): Promise<void> {
 
     const stats = await agent.call({ op: 'stats', service: svc4, reals: lab.reals.map((r) => r.ipv4) });
     say('datapath statistics (IPv4 service)');
-    console.log('   service:', stats.service);
-    console.log('   reals:  ', stats.reals);
-    const c = stats.counters as Record<string, number>;
-    console.log('   global: ', Object.fromEntries(Object.entries(c).filter(([, v]) => v > 0)));
+    console.log('   service:', numbers(stats.service));
+    console.log('   reals:  ', numbers(stats.reals));
+    const c = stats.counters as Record<string, string>;
+    console.log('   global: ', numbers(Object.fromEntries(Object.entries(c).filter(([, v]) => v !== '0'))));
 
     say('draining real1 (weight 0): new connections go to real2 only');
     await agent.call({ op: 'service', service: svc4, reals: reals([0, 1], 4) });
@@ -99,6 +82,7 @@ async function main(): Promise<void> {
 
     say('done: tearing the lab down');
   } finally {
+    await stopAgent();
     for (const p of children) p.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 300));
     lab.destroy();

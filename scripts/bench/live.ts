@@ -15,7 +15,8 @@
 import { resolve } from 'node:path';
 import { checkPath, counterDelta, GEN_IP4, GEN_MAC, LB_IP4, LB_MAC, SPORT_SPAN, type BenchCase, type Counters } from './fixtures.ts';
 import { describeTemplate } from './gen-config.ts';
-import { Agent, createBenchNet, type BenchNet } from './netns.ts';
+import { Agent } from '../lab/agent.ts';
+import { createBenchNet, type BenchNet } from './netns.ts';
 import { median } from './report.ts';
 
 const XDP_REDIRECT = 4;
@@ -79,8 +80,8 @@ export class LiveBench {
     let lb: Agent | undefined;
     try {
       // lb first: gen0 can only send once lb0 has a program (NAPI) — the agent attaches xlb below
-      ({ agent: lb } = await Agent.start('lb', net.lbNs, cpu, resolve(here, 'lb-agent.ts'), ['lb0', objects.baseline, objects.xlb]));
-      const { agent: gen } = await Agent.start('gen', net.genNs, cpu, resolve(here, 'gen-agent.ts'), ['gen0', objects.gen]);
+      ({ agent: lb } = await Agent.start('lb', net.lbNs, resolve(here, 'lb-agent.ts'), ['lb0', objects.baseline, objects.xlb], { cpu }));
+      const { agent: gen } = await Agent.start('gen', net.genNs, resolve(here, 'gen-agent.ts'), ['gen0', objects.gen], { cpu });
       return new LiveBench(net, lb, gen, cpu);
     } catch (err) {
       await lb?.stop();

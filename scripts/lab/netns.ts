@@ -8,7 +8,9 @@
  *   realN  (198.18.0.1N) ─┘
  *
  * Every name carries a per-run prefix so that two labs can coexist; destroy() removes all of
- * it, and createLab() registers a cleanup for exit and signals.
+ * it, and createLab() registers it with onCleanup() so that exit and signals remove it too.
+ * The helpers here (ip, sysctl, nsExec, onCleanup) serve every namespace topology of the
+ * project: the benchmarks build theirs with them as well.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -52,6 +54,34 @@ export function sysctl(ns: string, key: string, value: string): void {
   nsExec(ns, ['sysctl', '-qw', `${key}=${value}`]);
 }
 
+const cleanups = new Set<() => void>();
+let handlersInstalled = false;
+
+/** Run every registered cleanup once, the latest first (synchronous: also usable from 'exit'). */
+export function cleanupAll(): void {
+  for (const f of [...cleanups].reverse()) {
+    cleanups.delete(f);
+    try { f(); } catch { /* keep going */ }
+  }
+}
+
+/** Register a synchronous cleanup to run on exit or SIGINT/SIGTERM/SIGHUP; returns its unregister function. */
+export function onCleanup(f: () => void): () => void {
+  if (!handlersInstalled) {
+    handlersInstalled = true;
+    process.on('exit', cleanupAll);
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+      process.once(sig, () => {
+        process.stderr.write(`\n${sig}: cleaning up\n`);
+        cleanupAll();
+        process.kill(process.pid, sig);
+      });
+    }
+  }
+  cleanups.add(f);
+  return () => { cleanups.delete(f); };
+}
+
 export function randomPrefix(tag = 'xlb'): string {
   return `${tag}${Math.floor(Math.random() * 0xffff).toString(16).padStart(4, '0')}`;
 }
@@ -82,10 +112,7 @@ export function createLab(opts: { prefix?: string; reals?: number } = {}): Lab {
   const sw = `${prefix}-sw`;
   if (!existsSync(BASELINE_OBJECT)) throw new Error(`${BASELINE_OBJECT} is missing: run \`make bpf\``);
   const cleanup = () => destroyNamespaces(prefix);
-  const onSignal = (sig: NodeJS.Signals) => { cleanup(); process.kill(process.pid, sig); };
-  process.once('exit', cleanup);
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const unregister = onCleanup(cleanup);
 
   try {
     ip(['netns', 'add', sw]);
@@ -136,13 +163,12 @@ export function createLab(opts: { prefix?: string; reals?: number } = {}): Lab {
       prefix, vip4, vip6, client, lb, reals,
       destroy() {
         cleanup();
-        process.off('exit', cleanup);
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
+        unregister();
       },
     };
   } catch (err) {
     cleanup();
+    unregister();
     throw err;
   }
 }

@@ -67,6 +67,17 @@ export const BPF_F_MMAPABLE = 1024;
 export const BPF_F_TEST_RUN_ON_CPU = 1;
 export const BPF_F_TEST_XDP_LIVE_FRAMES = 2;
 
+/**
+ * struct xdp_md for BPF_PROG_TEST_RUN's context: data, data_end, data_meta, ingress_ifindex,
+ * rx_queue_index, egress_ifindex (u32 each). The ifindex is resolved in the caller's namespace.
+ */
+export function xdpTestContext(frameLength: number, ingressIfindex: number): Buffer {
+  const ctx = Buffer.alloc(24);
+  ctx.writeUInt32LE(frameLength, 4);
+  ctx.writeUInt32LE(ingressIfindex, 12);
+  return ctx;
+}
+
 /** XDP attach flags */
 export const XDP_FLAGS_UPDATE_IF_NOEXIST = 1;
 export const XDP_FLAGS_SKB_MODE = 2;

@@ -15,14 +15,14 @@
  */
 import { resolve } from 'node:path';
 import {
-  ABI_STRUCTS, XLB_COUNTERS, XLB_CT_SIZE_DEFAULT, XLB_MAGLEV_SIZE_DEFAULT, XLB_MAX_REALS, XLB_MAX_SERVICES,
+  XLB_COUNTERS, XLB_CT_SIZE_DEFAULT, XLB_MAGLEV_SIZE_DEFAULT, XLB_MAX_REALS, XLB_MAX_SERVICES,
   XLB_REAL_F_ACTIVE, XLB_SVC_F_HASH_SRC_ONLY, XLB_SVC_F_OPS, XlbConfig, XlbMethod, XlbReal, XlbService, XlbStats,
   XlbVipKey, decode, encode,
 } from './abi.ts';
 import { buildMaglevTable, isPrime } from './maglev.ts';
 import { addrBytes, familyOf, macBytes, portField, type Family } from './net.ts';
 import {
-  BPF_MAP_TYPE_ARRAY, BpfMap, type BpfObject, type BpfProgram, type MapLike, openObject,
+  BPF_MAP_TYPE_ARRAY, BpfMap, type BpfObject, type BpfProgram, type MapLike, openObject, xdpTestContext,
 } from '../bpf/index.ts';
 
 export type Protocol = 'tcp' | 'udp';
@@ -312,7 +312,7 @@ export class XdpForwarder {
 
   /** Run the program once on a frame (BPF_PROG_TEST_RUN). */
   testRun(frame: Buffer, opts: { ingressIfindex?: number; repeat?: number } = {}): TestRunResult {
-    const ctx = opts.ingressIfindex === undefined ? undefined : xdpMd(frame.length, opts.ingressIfindex);
+    const ctx = opts.ingressIfindex === undefined ? undefined : xdpTestContext(frame.length, opts.ingressIfindex);
     const r = this.program.testRun({ data: frame, ctx, repeat: opts.repeat ?? 1 });
     return { verdict: r.retval, packet: r.data, duration: r.duration };
   }
@@ -400,14 +400,3 @@ function sumStats(perCpu: readonly Buffer[]): Stats {
   return total;
 }
 
-/** struct xdp_md for BPF_PROG_TEST_RUN: data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex. */
-function xdpMd(length: number, ingressIfindex: number): Buffer {
-  const ctx = Buffer.alloc(24);
-  ctx.writeUInt32LE(0, 0);
-  ctx.writeUInt32LE(length, 4);
-  ctx.writeUInt32LE(ingressIfindex, 12);
-  return ctx;
-}
-
-// Re-exported so tests and tools name the layouts from one place.
-export { ABI_STRUCTS };
