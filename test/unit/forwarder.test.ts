@@ -124,15 +124,18 @@ test('removing a service deletes its entry first and its address marker when no 
 });
 
 test('bad specs are refused with a clear reason and change nothing', () => {
-  const { fw, maps } = rig();
+  const { fw, maps, real } = rig();
   assert.throws(() => fw.setService({ ...svc, address: '198.18.0.300' }, [r(1)]), /not an IPv4 or IPv6 address/);
   assert.throws(() => fw.setService({ ...svc, port: 70000 }, [r(1)]), /port 70000/);
   assert.throws(() => fw.setService({ ...svc, ops: true }, [r(1)]), /UDP services only/);
   assert.throws(() => fw.setService(svc, [r(1), r(1)]), /listed twice/);
   assert.throws(() => fw.setService(svc, [r(1, -1)]), /weight -1/);
   assert.throws(() => fw.setService(svc, [{ ...r(1), address: 'fd00::1' }]), /DR real must have the service's address family/);
-  assert.throws(() => fw.setService(svc, [{ ...r(1), mac: 'zz' }]), /not a MAC/);
+  assert.throws(() => fw.setService(svc, [r(1), { ...r(2), mac: 'zz' }]), /not a MAC/);
   assert.equal([...maps.services.keys()].length, 0);
+  assert.equal(real(1).flags, 0, 'a refused call wrote no real');
+  const { serviceId, realIds } = fw.setService(svc, [r(1)]);
+  assert.deepEqual([serviceId, [...realIds.values()]], [1, [1]], 'a refused call used up no id');
   assert.throws(() => fw.setConfig({ tunSrc4: '198.18.255.0', tunSrc4Bits: 33, tunSrc6: 'fd00::', tunSrc6Bits: 0 }), /0\.\.32/);
 });
 

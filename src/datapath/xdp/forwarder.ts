@@ -211,14 +211,15 @@ export class XdpForwarder {
    */
   setService(spec: ServiceSpec, reals: readonly RealSpec[]): { serviceId: number; realIds: Map<string, number> } {
     const family = checkService(spec);
-    const seen = new Set<string>();
+    // every real's entry is built (and so checked) before anything is written
+    const entries = new Map<string, Buffer>();
     for (const r of reals) {
       if (familyOf(r.address) !== family && r.method === 'dr') {
         throw new Error(`real ${r.address}: a DR real must have the service's address family`);
       }
-      if (seen.has(r.address)) throw new Error(`real ${r.address} is listed twice`);
-      seen.add(r.address);
+      if (entries.has(r.address)) throw new Error(`real ${r.address} is listed twice`);
       if (!Number.isInteger(r.weight) || r.weight < 0) throw new Error(`real ${r.address}: weight ${r.weight} is not an integer >= 0`);
+      entries.set(r.address, realEntry(r));
     }
 
     const key = serviceKey(spec);
@@ -229,7 +230,7 @@ export class XdpForwarder {
     try {
       // 1. real entries: reuse an id only when its entry is byte-identical
       for (const r of reals) {
-        const entry = realEntry(r);
+        const entry = entries.get(r.address)!;
         const old = svc.reals.get(r.address);
         if (old && old.entry.equals(entry)) {
           newReals.set(r.address, { ...old, spec: r });
