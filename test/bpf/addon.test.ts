@@ -369,6 +369,8 @@ describe('native addon (root)', () => {
       { type: BPF_MAP_TYPE_HASH, keySize: 4, valueSize: 8, maxEntries: 3 },
       { type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 8, maxEntries: 3 },
       { type: BPF_MAP_TYPE_PERCPU_ARRAY, keySize: 4, valueSize: 4, maxEntries: 3 },
+      // LRU: large enough that the kernel's approximate LRU evicts nothing in this sequence
+      { type: BPF_MAP_TYPE_LRU_HASH, keySize: 4, valueSize: 8, maxEntries: 1024 },
     ]) {
       rootTest(`FakeMap behaves like the kernel: map type ${spec.type}`, () => {
         const real = BpfMap.create({ ...spec, name: 'xlbt_parity' });
@@ -387,6 +389,7 @@ describe('native addon (root)', () => {
             ['lookup 1', (m) => m.lookup(u32(1))],
             ['lookup 7', (m) => m.lookup(u32(7))],
             ['keys', (m) => [...m.keys()].map(num).sort()],
+            ['entries', (m) => [...m.entries()].map(([k, v]) => [num(k), v.toString('hex')]).sort()],
             ['nextKey of the last', (m) => m.nextKey([...m.keys()].at(-1)!)],
             ['delete 1', (m) => m.delete(u32(1))],
             ['delete 1 again', (m) => m.delete(u32(1))],

@@ -94,17 +94,17 @@ describe('FakeMap HASH', () => {
 });
 
 describe('FakeMap LRU_HASH', () => {
-  test('a full map evicts the least recently used entry; lookup counts as use', () => {
+  test('a full map evicts the least recently used entry; an update counts as use, a user-space lookup does not', () => {
     const m = new FakeMap({ type: BPF_MAP_TYPE_LRU_HASH, name: 'lru', keySize: 4, valueSize: 8, maxEntries: 3 });
     for (const k of [1, 2, 3]) m.update(u32(k), u64(k));
-    assert.equal(num(m.lookup(u32(1))), 1); // 2 is now the least recent
+    assert.equal(num(m.lookup(u32(1))), 1); // no use: 1 stays the least recent
     m.update(u32(4), u64(4));
-    assert.equal(m.lookup(u32(2)), null);
-    assert.deepEqual([1, 3, 4].map((k) => num(m.lookup(u32(k)))), [1, 3, 4]);
-    // use order now 1, 3, 4; updating 3 makes it 1, 4, 3: 1 goes next
-    m.update(u32(3), u64(33));
-    m.update(u32(5), u64(5), BPF_NOEXIST);
     assert.equal(m.lookup(u32(1)), null);
+    // use order now 2, 3, 4; updating 2 makes it 3, 4, 2: 3 goes next
+    m.update(u32(2), u64(22));
+    m.update(u32(5), u64(5), BPF_NOEXIST);
+    assert.equal(m.lookup(u32(3)), null);
+    assert.deepEqual([...m.entries()].map(([k, v]) => [num(k), num(v)]), [[4, 4], [2, 22], [5, 5]]);
     assert.equal(m.size, 3);
   });
 

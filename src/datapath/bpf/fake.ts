@@ -7,8 +7,9 @@
  *                          key → ENOENT, a new key into a full map → E2BIG; delete of a missing key
  *                          → false; nextKey of a missing key → the first key.
  *   LRU_HASH, LRU_PERCPU_HASH  as HASH, but a new key into a full map evicts the least recently
- *                          used entry (lookup and update count as use; the kernel's LRU is
- *                          approximate, this one is exact).
+ *                          used entry (an update counts as use; a lookup from user space does
+ *                          not, as the kernel's lookup_elem_sys does not mark the entry; the
+ *                          kernel's LRU is approximate, this one is exact).
  *   ARRAY, PERCPU_ARRAY    every index 0..maxEntries-1 exists (zero-filled); lookup beyond → null;
  *                          update beyond → E2BIG; BPF_NOEXIST → EEXIST; delete → EINVAL,
  *                          deleteBatch → ENOTSUPP (the kernel's arrays have no batch delete);
@@ -111,9 +112,7 @@ export class FakeMap extends MapBase {
     }
     const id = key.toString('hex');
     const e = this.entries_.get(id);
-    if (!e) return null;
-    this.touch(id, e);
-    return Buffer.from(e.value);
+    return e ? Buffer.from(e.value) : null;
   }
 
   protected rawUpdate(key: Buffer, value: Buffer, flags: number): void {
