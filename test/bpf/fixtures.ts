@@ -16,7 +16,7 @@
  * verdict says). Forwarded TCP SYNs name none: a SYN is scheduled without a table lookup, and the
  * spec does not say whether that counts as a miss.
  */
-import type { RealSpec, ServiceSpec, TunnelConfig } from '../../src/datapath/xdp/forwarder.ts';
+import type { CounterName, RealSpec, ServiceSpec, TunnelConfig } from '../../src/datapath/xdp/forwarder.ts';
 import {
   encap4, encap6, eth, icmpv4, icmpv6, ipv4, ipv6, packet, payload, tcp, truncate, udp, withMacs,
   ETH_P_ARP, IPPROTO, type Ipv4Spec, type Ipv6Ext, type Ipv6Spec, type Layer, type TcpSpec,
@@ -28,11 +28,8 @@ export const XDP_TX = 3;
 export const XDP_REDIRECT = 4;
 export const VERDICT_NAMES: Record<number, string> = { 0: 'XDP_ABORTED', 1: 'XDP_DROP', 2: 'XDP_PASS', 3: 'XDP_TX', 4: 'XDP_REDIRECT' };
 
-export const COUNTER_NAMES = [
-  'rx', 'pass_non_ip', 'pass_non_service', 'pass_local', 'drop_truncated', 'drop_malformed', 'drop_no_real',
-  'drop_fragment', 'drop_encap', 'fragment_fwd', 'icmp_fwd', 'ct_hit', 'ct_miss', 'ct_stale', 'tx', 'redirect',
-] as const;
-export type CounterName = (typeof COUNTER_NAMES)[number];
+/** Counter names come from the ABI mirror (checked against the object's BTF by abi.test.ts). */
+export type { CounterName };
 
 // ---------------------------------------------------------------- the network
 

@@ -72,8 +72,10 @@ const METHOD_NUMBER: Record<Method, number> = { dr: XlbMethod.XLB_METHOD_DR, tun
 const REPO_ROOT = resolve(import.meta.dirname, '../../..');
 export const DEFAULT_OBJECT = resolve(REPO_ROOT, 'build/bpf/xlb.bpf.o');
 
+type CounterOf<T> = T extends `XLB_CNT_${infer N}` ? Lowercase<N> : never;
 /** Counter names as reported: 'XLB_CNT_DROP_NO_REAL' → 'drop_no_real'. */
-export const COUNTER_NAMES = XLB_COUNTERS.map((c) => c.slice('XLB_CNT_'.length).toLowerCase());
+export type CounterName = CounterOf<(typeof XLB_COUNTERS)[number]>;
+export const COUNTER_NAMES = XLB_COUNTERS.map((c) => c.slice('XLB_CNT_'.length).toLowerCase() as CounterName);
 
 interface RealState {
   id: number;
@@ -280,8 +282,8 @@ export class XdpForwarder {
     return true;
   }
 
-  counters(): Record<string, bigint> {
-    const out: Record<string, bigint> = {};
+  counters(): Record<CounterName, bigint> {
+    const out = {} as Record<CounterName, bigint>;
     COUNTER_NAMES.forEach((name, i) => {
       out[name] = this.maps.globalStats.lookupPerCpu(u32(i)).reduce((sum, v) => sum + v.readBigUInt64LE(0), 0n);
     });
