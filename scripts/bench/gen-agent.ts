@@ -10,14 +10,14 @@
  *   {"op":"reset","seq"?:n}                        → {ok}        flow sequence to n (default 0), counters to 0
  *   {"op":"check","count":n}                       → {ok, frames: [hex...], verdicts: [...]}
  *        n ordinary test runs (not live): the frames the generator would send next
- *   {"op":"run","frames":n,"batchSize":b}          → {ok, wallNs, kernelNs, generated, sunk, dev}
+ *   {"op":"run","frames":n,"batchSize":b}          → {ok, wallNs, kernelNs, generated, sunk}
  * Detaches and exits when stdin closes, or on SIGINT/SIGTERM.
  */
 import {
   BPF_F_TEST_XDP_LIVE_FRAMES, openObject, xdpAttach, xdpDetach, xdpTestContext, XDP_FLAGS_DRV_MODE,
   type BpfMap, type BpfProgram,
 } from '../../src/datapath/bpf/index.ts';
-import { devStats, ifindexOf, serveAgent } from '../lab/agent.ts';
+import { ifindexOf, serveAgent } from '../lab/agent.ts';
 import { encodeGenConfig, type GenTemplate } from './gen-config.ts';
 
 const [ifname = 'gen0', objPath] = process.argv.slice(2);
@@ -75,21 +75,17 @@ serveAgent({
       if (!frame) throw new Error('no template');
       const g0 = sumPerCpu(stats, 0);
       const s0 = sumPerCpu(stats, 1);
-      const d0 = devStats(ifname);
       const t0 = process.hrtime.bigint();
       const r = gen.testRun({
         data: frame, ctx: xdpTestContext(frame.length, ifindex), repeat: cmd.frames as number,
         flags: BPF_F_TEST_XDP_LIVE_FRAMES, batchSize: cmd.batchSize as number | undefined,
       });
       const wallNs = Number(process.hrtime.bigint() - t0);
-      const d1 = devStats(ifname);
       return {
         wallNs,
         kernelNs: r.duration,
-        retval: r.retval,
         generated: sumPerCpu(stats, 0) - g0,
         sunk: sumPerCpu(stats, 1) - s0,
-        dev: Object.fromEntries(Object.keys(d1).map((k) => [k, d1[k]! - d0[k]!])),
       };
     },
   },

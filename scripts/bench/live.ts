@@ -72,7 +72,7 @@ export class LiveBench {
   private progAttached: Prog | null = null;
   private devCheckDone = false;
 
-  private constructor(readonly net: BenchNet, private readonly lb: Agent, private readonly gen: Agent, readonly cpu: number) {}
+  private constructor(readonly net: BenchNet, private readonly lb: Agent, private readonly gen: Agent) {}
 
   static async start(cpu: number, objects: { xlb: string; baseline: string; gen: string }): Promise<LiveBench> {
     const net = createBenchNet({ genMac: GEN_MAC, lbMac: LB_MAC, genIp4: GEN_IP4, lbIp4: LB_IP4 });
@@ -82,7 +82,7 @@ export class LiveBench {
       // lb first: gen0 can only send once lb0 has a program (NAPI) — the agent attaches xlb below
       ({ agent: lb } = await Agent.start('lb', net.lbNs, resolve(here, 'lb-agent.ts'), ['lb0', objects.baseline, objects.xlb], { cpu }));
       const { agent: gen } = await Agent.start('gen', net.genNs, resolve(here, 'gen-agent.ts'), ['gen0', objects.gen], { cpu });
-      return new LiveBench(net, lb, gen, cpu);
+      return new LiveBench(net, lb, gen);
     } catch (err) {
       await lb?.stop();
       await net.destroy();

@@ -9,12 +9,6 @@ export function median(xs: readonly number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-export function quantile(xs: readonly number[], q: number): number {
-  if (xs.length === 0) return Number.NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.round(q * (s.length - 1))))]!;
-}
-
 /** Mean of the middle half (25th..75th percentile): less coarse than the median when the clock ticks in steps. */
 export function interquartileMean(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
