@@ -57,8 +57,9 @@ static __always_inline __u32 xlb_spread(__u32 base, __u32 bits, __u32 hash)
  * that starts at l2len (14, or 18 with a tag), and move the Ethernet header:
  * the new frame starts with the real's dmac and smac, then the old tag (if
  * any) and EtherType. Returns a pointer to where the outer header goes, or
- * NULL if the headroom cannot be grown or the frame is too short (the caller
- * has checked the headers, so this only happens on adjust_head failure).
+ * NULL if the headroom cannot be grown (frame unchanged) or, after the frame
+ * has grown, if it is too short (the caller has checked the headers, so this
+ * only happens on adjust_head failure; the checks are for the verifier).
  *
  * The tag/type copy is always the 6 bytes at old offset 12..18: without a tag
  * the last 4 of them are the start of the inner IP header, copied into where
@@ -93,8 +94,9 @@ static __always_inline void *xlb_push_outer(struct xdp_md *ctx, __u32 l2len, con
  * cfg->tun_src4_bits bits replaced by the low bits of hash (so that receivers'
  * RSS spreads flows over queues), destination = the real, header checksum.
  * Then the Ethernet addresses of the real.
- * Returns 0, or -1 (frame unchanged) when the headroom cannot be grown or the
- * inner tot_len leaves no room for 20 more bytes.
+ * Returns 0, or -1 when the inner tot_len leaves no room for 20 more bytes or
+ * xlb_push_outer fails. The frame may have grown by then, so on -1 the caller
+ * drops the packet, whatever the frame holds.
  */
 static __always_inline int xlb_encap4(struct xdp_md *ctx, struct iphdr *ip4, __u32 l2len,
 				      const struct xlb_real *real, const struct xlb_config *cfg, __u32 hash)
@@ -135,8 +137,9 @@ static __always_inline int xlb_encap4(struct xdp_md *ctx, struct iphdr *ip4, __u
  * hop limit = cfg->tun_ttl (64 if 0), source = cfg->tun_src6 with the low
  * cfg->tun_src6_bits bits (0..32, within its last 4 bytes) replaced by the low
  * bits of hash, destination = the real. Then the Ethernet addresses of the real.
- * Returns 0, or -1 (frame unchanged) when the headroom cannot be grown or the
- * inner payload_len leaves no room for 40 more bytes.
+ * Returns 0, or -1 when the inner payload_len leaves no room for 40 more
+ * bytes or xlb_push_outer fails. As with xlb_encap4, the frame may have grown
+ * by then: on -1 the caller drops the packet.
  */
 static __always_inline int xlb_encap6(struct xdp_md *ctx, struct ipv6hdr *ip6, __u32 l2len,
 				      const struct xlb_real *real, const struct xlb_config *cfg, __u32 hash)

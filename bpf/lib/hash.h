@@ -75,14 +75,6 @@ static __always_inline __u32 xlb_hash_words(const __u32 *k, const int n, __u32 s
 	return c;
 }
 
-/* Three words, as lookup3's hashword() of {a, b, c}: the common IPv4 case. */
-static __always_inline __u32 xlb_hash_3w(__u32 a, __u32 b, __u32 c, __u32 seed)
-{
-	__u32 k[3] = { a, b, c };
-
-	return xlb_hash_words(k, 3, seed);
-}
-
 /* What a flow hash covers (see xlb_flow_hash). */
 #define XLB_HASH_5TUPLE 0   /* addresses, ports, protocol */
 #define XLB_HASH_ADDRS  1   /* source and destination addresses */
@@ -91,9 +83,11 @@ static __always_inline __u32 xlb_hash_3w(__u32 a, __u32 b, __u32 c, __u32 seed)
 /*
  * xlb_flow_hash - the flow hash of a connection-table key.
  *
- * The words hashed are {saddr, daddr, sport<<16|dport} for IPv4 (3 words, one
- * final() round) and {saddr[4], daddr[4], ports} for IPv6 (9 words, two mix()
- * rounds and a final()), with what the kind leaves out set to zero:
+ * The words hashed are {saddr, daddr, ports} for IPv4 (3 words, one final()
+ * round) and {saddr[4], daddr[4], ports} for IPv6 (9 words, two mix() rounds
+ * and a final()), where ports is the 4 raw bytes of sport and dport as they
+ * lie in the key (network order), read as one host-order word; what the kind
+ * leaves out is zero:
  *   XLB_HASH_5TUPLE  everything, seed + proto;
  *   XLB_HASH_ADDRS   ports zero,              seed + 0x100;
  *   XLB_HASH_SRC     daddr and ports zero,    seed + 0x200.

@@ -252,9 +252,6 @@ static __always_inline int xlb_parse_ports(const struct xlb_cursor *c, __be16 *s
 	return XLB_P_OK;
 }
 
-/* Values of *syn_only from xlb_check_tcp. */
-#define XLB_TCP_SYN_ONLY 1   /* SYN without ACK: the first packet of a connection */
-
 /*
  * xlb_check_tcp - a TCP header that can be balanced.
  *

@@ -1,8 +1,10 @@
 // Entry points of each part of the addon; addon.cc calls them all from the module's Init.
 #pragma once
 
+#include <bpf/bpf.h>
 #include <napi.h>
 
+#include <cstdint>
 #include <cstring>
 
 namespace xlb {
@@ -14,6 +16,14 @@ T Opts() {
   std::memset(&o, 0, sizeof(o));
   o.sz = sizeof(o);
   return o;
+}
+
+// bpf_obj_get_info_by_fd into a zeroed bpf_map_info / bpf_prog_info / ...: 0, or libbpf's -errno.
+template <typename Info>
+int InfoByFd(int fd, Info* i) {
+  std::memset(i, 0, sizeof(*i));
+  uint32_t len = sizeof(*i);
+  return bpf_obj_get_info_by_fd(fd, i, &len);
 }
 
 void InitErrors(Napi::Env env, Napi::Object exports);

@@ -76,6 +76,7 @@ LibbpfLog& Log() {
 
 int PrintFn(enum libbpf_print_level level, const char* fmt, va_list args) {
   LibbpfLog& log = Log();
+  if (level == LIBBPF_DEBUG && !log.echo) return 0;  // debug lines are only ever echoed, never kept
   va_list copy;
   va_copy(copy, args);
   int n = std::vsnprintf(nullptr, 0, fmt, copy);

@@ -109,26 +109,21 @@ Napi::Value TcDetach(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// tcQuery(ifindex, direction, handle, priority) -> prog id, 0 if none.
-// The kernel answers ENOENT when there is no such filter and EINVAL when the interface has no
-// clsact qdisc at all; both mean "nothing attached". So that EINVAL cannot hide a bad argument,
-// the arguments libbpf would refuse with EINVAL are refused here first.
+// tcQuery(ifindex, direction, handle, priority) -> prog id, 0 if there is no such filter (ENOENT).
+// Without a clsact qdisc on the interface the kernel says EINVAL, which is thrown like any error.
 Napi::Value TcQuery(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const char* sc = "bpf_tc_query";
   bpf_tc_hook hook = Hook(info, sc);
   uint32_t handle = ArgU32(info, 2, sc, "handle");
   uint32_t priority = ArgU32(info, 3, sc, "priority");
-  if (hook.ifindex <= 0) ThrowInvalid(env, sc, "ifindex must be positive");
-  if (handle == 0) ThrowInvalid(env, sc, "handle must not be 0");
-  if (priority == 0 || priority > 0xffff) ThrowInvalid(env, sc, "priority must be in 1..65535");
   auto opts = Opts<bpf_tc_opts>();
   opts.handle = handle;
   opts.priority = priority;
   int ret = bpf_tc_query(&hook, &opts);
   if (ret) {
     int err = ErrOf(ret);
-    if (err == ENOENT || err == EINVAL) return Napi::Number::New(env, 0);
+    if (err == ENOENT) return Napi::Number::New(env, 0);
     ThrowErrno(env, err, sc, Where(hook, handle, priority));
   }
   return Napi::Number::New(env, opts.prog_id);

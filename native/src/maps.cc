@@ -7,8 +7,7 @@
 // Memory safety, not policy: before each operation the map's key and value sizes are read from
 // the kernel (bpf_obj_get_info_by_fd) and the caller's buffers and sizes must match them
 // exactly, so the kernel can never read or write past a buffer. A mismatch is EINVAL. A failure
-// of that query is followed by the operation itself without buffers, and the operation's own
-// error is reported (a bad fd gives EBADF from 'bpf_map_lookup_elem').
+// of that query is reported as the operation's (a bad fd gives EBADF from 'bpf_map_lookup_elem').
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -47,28 +46,20 @@ std::string FdDetail(int fd) { return "fd " + std::to_string(fd); }
 
 bpf_map_info QueryInfo(Napi::Env env, int fd, const char* syscall) {
   bpf_map_info mi;
-  std::memset(&mi, 0, sizeof(mi));
-  uint32_t len = sizeof(mi);
-  int ret = bpf_obj_get_info_by_fd(fd, &mi, &len);
+  int ret = InfoByFd(fd, &mi);
   if (ret) ThrowErrno(env, ErrOf(ret), syscall, FdDetail(fd));
   return mi;
 }
 
-// The operation itself with no buffers: run only when the info query failed, so that the error
-// reported is the one the operation gives (the info query says EBADFD for a bad fd where every
-// map operation says EBADF). Without buffers the kernel cannot touch user memory.
-using Probe = int (*)(int fd);
-
-MapShape Shape(Napi::Env env, int fd, const char* syscall, Probe probe) {
+// The map's shape, read before an operation; its failure is reported as the operation's.
+MapShape Shape(Napi::Env env, int fd, const char* syscall) {
   bpf_map_info mi;
-  std::memset(&mi, 0, sizeof(mi));
-  uint32_t len = sizeof(mi);
-  int ret = bpf_obj_get_info_by_fd(fd, &mi, &len);
+  int ret = InfoByFd(fd, &mi);
   if (ret) {
-    int infoErr = ErrOf(ret);
-    int p = probe(fd);
-    if (p) ThrowErrno(env, ErrOf(p), syscall, FdDetail(fd));
-    ThrowErrno(env, infoErr, "bpf_obj_get_info_by_fd", FdDetail(fd));
+    int err = ErrOf(ret);
+    // The info query says EBADFD for a bad fd where every map operation says EBADF (kernel 6.18).
+    if (err == EBADFD) err = EBADF;
+    ThrowErrno(env, err, syscall, FdDetail(fd));
   }
   MapShape s{mi.type, mi.key_size, mi.value_size};
   if (IsPerCpu(mi.type)) {
@@ -77,23 +68,6 @@ MapShape Shape(Napi::Env env, int fd, const char* syscall, Probe probe) {
     s.valueSize = ((mi.value_size + 7) & ~7u) * static_cast<uint32_t>(cpus);
   }
   return s;
-}
-
-int ProbeLookup(int fd) { return bpf_map_lookup_elem(fd, nullptr, nullptr); }
-int ProbeUpdate(int fd) { return bpf_map_update_elem(fd, nullptr, nullptr, 0); }
-int ProbeDelete(int fd) { return bpf_map_delete_elem(fd, nullptr); }
-int ProbeNextKey(int fd) { return bpf_map_get_next_key(fd, nullptr, nullptr); }
-int ProbeLookupBatch(int fd) {
-  uint32_t n = 0;
-  return bpf_map_lookup_batch(fd, nullptr, nullptr, nullptr, nullptr, &n, nullptr);
-}
-int ProbeUpdateBatch(int fd) {
-  uint32_t n = 0;
-  return bpf_map_update_batch(fd, nullptr, nullptr, &n, nullptr);
-}
-int ProbeDeleteBatch(int fd) {
-  uint32_t n = 0;
-  return bpf_map_delete_batch(fd, nullptr, &n, nullptr);
 }
 
 void CheckLen(Napi::Env env, const char* syscall, int fd, const char* what, size_t have, size_t want) {
@@ -154,7 +128,7 @@ Napi::Value MapLookup(const Napi::CallbackInfo& info) {
   int fd = ArgFd(info, 0, sc);
   Napi::Buffer<uint8_t> key = ArgBuffer(info, 1, sc, "key");
   uint32_t valueSize = ArgU32(info, 2, sc, "valueSize");
-  MapShape s = Shape(env, fd, sc, ProbeLookup);
+  MapShape s = Shape(env, fd, sc);
   CheckLen(env, sc, fd, "key", key.Length(), s.keySize);
   CheckLen(env, sc, fd, "valueSize", valueSize, s.valueSize);
   Napi::Buffer<uint8_t> value = Napi::Buffer<uint8_t>::New(env, valueSize);
@@ -175,7 +149,7 @@ Napi::Value MapUpdate(const Napi::CallbackInfo& info) {
   Napi::Buffer<uint8_t> key = ArgBuffer(info, 1, sc, "key");
   Napi::Buffer<uint8_t> value = ArgBuffer(info, 2, sc, "value");
   uint64_t flags = ArgU64(info, 3, sc, "flags");
-  MapShape s = Shape(env, fd, sc, ProbeUpdate);
+  MapShape s = Shape(env, fd, sc);
   CheckLen(env, sc, fd, "key", key.Length(), s.keySize);
   CheckLen(env, sc, fd, "value", value.Length(), s.valueSize);
   int ret = bpf_map_update_elem(fd, KeyPtr(key), value.Data(), flags);
@@ -189,7 +163,7 @@ Napi::Value MapDelete(const Napi::CallbackInfo& info) {
   const char* sc = "bpf_map_delete_elem";
   int fd = ArgFd(info, 0, sc);
   Napi::Buffer<uint8_t> key = ArgBuffer(info, 1, sc, "key");
-  MapShape s = Shape(env, fd, sc, ProbeDelete);
+  MapShape s = Shape(env, fd, sc);
   CheckLen(env, sc, fd, "key", key.Length(), s.keySize);
   int ret = bpf_map_delete_elem(fd, KeyPtr(key));
   if (ret) {
@@ -208,7 +182,7 @@ Napi::Value MapNextKey(const Napi::CallbackInfo& info) {
   Napi::Buffer<uint8_t> key;
   bool hasKey = ArgOptBuffer(info, 1, sc, "key", &key);
   uint32_t keySize = ArgU32(info, 2, sc, "keySize");
-  MapShape s = Shape(env, fd, sc, ProbeNextKey);
+  MapShape s = Shape(env, fd, sc);
   CheckLen(env, sc, fd, "keySize", keySize, s.keySize);
   if (hasKey) CheckLen(env, sc, fd, "key", key.Length(), s.keySize);
   Napi::Buffer<uint8_t> next = Napi::Buffer<uint8_t>::New(env, keySize);
@@ -224,11 +198,6 @@ Napi::Value MapNextKey(const Napi::CallbackInfo& info) {
 // The batch position token: a bucket number (u32) for hash maps, a key for the generic walk.
 size_t TokenSize(const MapShape& s) { return std::max<size_t>(s.keySize, 8); }
 
-uint32_t CheckCount(Napi::Env env, const char* sc, int fd, uint32_t count) {
-  if (count == 0) ThrowInvalid(env, sc, FdDetail(fd) + ": count must be at least 1");
-  return count;
-}
-
 // mapLookupBatch(fd, inBatch | null, keySize, valueSize, count)
 //   -> { keys, values, count, outBatch }   outBatch null: the walk is complete
 Napi::Value MapLookupBatch(const Napi::CallbackInfo& info) {
@@ -239,8 +208,8 @@ Napi::Value MapLookupBatch(const Napi::CallbackInfo& info) {
   bool hasIn = ArgOptBuffer(info, 1, sc, "inBatch", &inBatch);
   uint32_t keySize = ArgU32(info, 2, sc, "keySize");
   uint32_t valueSize = ArgU32(info, 3, sc, "valueSize");
-  uint32_t count = CheckCount(env, sc, fd, ArgU32(info, 4, sc, "count"));
-  MapShape s = Shape(env, fd, sc, ProbeLookupBatch);
+  uint32_t count = ArgU32(info, 4, sc, "count");
+  MapShape s = Shape(env, fd, sc);
   CheckLen(env, sc, fd, "keySize", keySize, s.keySize);
   CheckLen(env, sc, fd, "valueSize", valueSize, s.valueSize);
   size_t tokenSize = TokenSize(s);
@@ -286,9 +255,9 @@ Napi::Value MapUpdateBatch(const Napi::CallbackInfo& info) {
   int fd = ArgFd(info, 0, sc);
   Napi::Buffer<uint8_t> keys = ArgBuffer(info, 1, sc, "keys");
   Napi::Buffer<uint8_t> values = ArgBuffer(info, 2, sc, "values");
-  uint32_t count = CheckCount(env, sc, fd, ArgU32(info, 3, sc, "count"));
+  uint32_t count = ArgU32(info, 3, sc, "count");
   uint64_t flags = ArgU64(info, 4, sc, "flags");
-  MapShape s = Shape(env, fd, sc, ProbeUpdateBatch);
+  MapShape s = Shape(env, fd, sc);
   CheckLen(env, sc, fd, "keys", keys.Length(), static_cast<size_t>(count) * s.keySize);
   CheckLen(env, sc, fd, "values", values.Length(), static_cast<size_t>(count) * s.valueSize);
   uint32_t n = count;
@@ -305,8 +274,8 @@ Napi::Value MapDeleteBatch(const Napi::CallbackInfo& info) {
   const char* sc = "bpf_map_delete_batch";
   int fd = ArgFd(info, 0, sc);
   Napi::Buffer<uint8_t> keys = ArgBuffer(info, 1, sc, "keys");
-  uint32_t count = CheckCount(env, sc, fd, ArgU32(info, 2, sc, "count"));
-  MapShape s = Shape(env, fd, sc, ProbeDeleteBatch);
+  uint32_t count = ArgU32(info, 2, sc, "count");
+  MapShape s = Shape(env, fd, sc);
   CheckLen(env, sc, fd, "keys", keys.Length(), static_cast<size_t>(count) * s.keySize);
   uint32_t n = count;
   auto opts = Opts<bpf_map_batch_opts>();

@@ -2,7 +2,7 @@
 //
 // The object owns its program and map fds: close() (or the finalizer, when the JS object is
 // collected without close()) calls bpf_object__close, which closes them all. Calls after close()
-// fail with EBADF.
+// fail with EBADF. load() can be attempted once; after a failed load, open the file again.
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
@@ -10,7 +10,6 @@
 #include <cerrno>
 #include <unistd.h>
 
-#include <cstring>
 #include <map>
 #include <string>
 #include <vector>
@@ -30,32 +29,15 @@ struct ObjectData {
 };
 
 // The name user code knows a map by: its own name, or for libbpf's internal maps ('.rodata',
-// '.data', '.bss', '.rodata.foo') the section name, which is also the name of its BTF DATASEC.
+// '.data', '.bss', '.rodata.foo') the section name, which is also the name of its BTF DATASEC:
+// libbpf gives an internal map its DATASEC as value type when it opens the object.
 std::string MapName(const bpf_object* obj, const bpf_map* map) {
   const char* own = bpf_map__name(map);
-  if (!bpf_map__is_internal(map)) return own ? own : "";
-  const btf* b = bpf_object__btf(obj);
-  if (!b) return own ? own : "";
-  uint32_t id = bpf_map__btf_value_type_id(map);
-  if (id) {
-    const btf_type* t = btf__type_by_id(b, id);
-    if (t && btf_is_datasec(t)) return btf__name_by_offset(b, t->name_off);
-  }
-  // libbpf names internal maps "<object name prefix><section>": find the longest DATASEC name
-  // that ends the map's name.
   std::string name = own ? own : "";
-  std::string best;
-  uint32_t n = btf__type_cnt(b);
-  for (uint32_t i = 1; i < n; i++) {
-    const btf_type* t = btf__type_by_id(b, i);
-    if (!t || !btf_is_datasec(t)) continue;
-    std::string sec = btf__name_by_offset(b, t->name_off);
-    if (sec.size() > best.size() && sec.size() <= name.size() &&
-        name.compare(name.size() - sec.size(), sec.size(), sec) == 0) {
-      best = sec;
-    }
-  }
-  return best.empty() ? name : best;
+  if (!bpf_map__is_internal(map)) return name;
+  const btf* b = bpf_object__btf(obj);
+  const btf_type* t = b ? btf__type_by_id(b, bpf_map__btf_value_type_id(map)) : nullptr;
+  return t && btf_is_datasec(t) ? btf__name_by_offset(b, t->name_off) : name;
 }
 
 class NativeObject : public Napi::ObjectWrap<NativeObject> {
@@ -138,12 +120,8 @@ class NativeObject : public Napi::ObjectWrap<NativeObject> {
       m.Set("flags", static_cast<double>(bpf_map__map_flags(map)));
       uint32_t id = 0;
       int fd = bpf_map__fd(map);
-      if (fd >= 0) {
-        bpf_map_info mi;
-        std::memset(&mi, 0, sizeof(mi));
-        uint32_t len = sizeof(mi);
-        if (bpf_obj_get_info_by_fd(fd, &mi, &len) == 0) id = mi.id;
-      }
+      bpf_map_info mi;
+      if (fd >= 0 && InfoByFd(fd, &mi) == 0) id = mi.id;
       m.Set("id", static_cast<double>(id));
       out.Set(i++, m);
     }
@@ -185,9 +163,8 @@ class NativeObject : public Napi::ObjectWrap<NativeObject> {
     const char* sc = "bpf_map__set_max_entries";
     std::string name = ArgString(info, 0, sc, "map");
     uint32_t n = ArgU32(info, 1, sc, "maxEntries");
-    if (n == 0) ThrowErrno(env, EINVAL, sc, "inner map of '" + name + "', 0");
     bpf_map* map = FindMap(env, name, sc);
-    if (loaded_) ThrowErrno(env, EBUSY, sc, "inner map of '" + name + "' (the object is loaded)");
+    if (loadAttempted_) ThrowErrno(env, EBUSY, sc, "inner map of '" + name + "' (load() was called)");
     if (!bpf_map__inner_map(map)) ThrowErrno(env, EINVAL, "bpf_map__inner_map", "'" + name + "' has no inner map");
     innerMaxEntries_[name] = n;
     return env.Undefined();
@@ -219,10 +196,9 @@ class NativeObject : public Napi::ObjectWrap<NativeObject> {
     bpf_map* map = FindMap(env, name, sc);
     const btf* b = bpf_object__btf(obj);
     if (!b) ThrowErrno(env, ENOENT, "bpf_object__btf", "'" + path_ + "' has no BTF");
-    std::string sec = MapName(obj, map);
-    int id = btf__find_by_name_kind(b, sec.c_str(), BTF_KIND_DATASEC);
-    if (id < 0) ThrowErrno(env, ErrOf(id), sc, "DATASEC '" + sec + "' of map '" + name + "'");
-    const btf_type* t = btf__type_by_id(b, static_cast<uint32_t>(id));
+    // The DATASEC is the map's value type. The error keeps the name the wrapper uses for this lookup.
+    const btf_type* t = btf__type_by_id(b, bpf_map__btf_value_type_id(map));
+    if (!t || !btf_is_datasec(t)) ThrowErrno(env, ENOENT, sc, "map '" + name + "' has no DATASEC value type");
     Napi::Array out = Napi::Array::New(env);
     const btf_var_secinfo* v = btf_var_secinfos(t);
     for (uint16_t i = 0; i < btf_vlen(t); i++, v++) {
@@ -266,10 +242,14 @@ class NativeObject : public Napi::ObjectWrap<NativeObject> {
     return env.Undefined();
   }
 
+  // One attempt only, failed or not: libbpf refuses a second bpf_object__load, and a failed
+  // attempt leaves the maps pointing at inner templates that are closed by then.
   Napi::Value Load(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const char* sc = "bpf_object__load";
     bpf_object* obj = Obj(env, sc);
+    if (loadAttempted_) ThrowErrno(env, EINVAL, sc, "'" + path_ + "' (load can be attempted once)");
+    loadAttempted_ = true;
     std::vector<int> templates;
     struct CloseAll {
       std::vector<int>* fds;
@@ -278,7 +258,6 @@ class NativeObject : public Napi::ObjectWrap<NativeObject> {
     CreateInnerTemplates(env, &templates);
     LibbpfLogClear();
     int ret = bpf_object__load(obj);
-    loaded_ = true;  // even when it failed: libbpf does not load an object twice
     if (ret) {
       std::string log = LibbpfLogTail(kLogTail);
       if (!log.empty()) log = "libbpf log (last " + std::to_string(kLogTail) + " lines):\n" + log;
@@ -313,7 +292,7 @@ class NativeObject : public Napi::ObjectWrap<NativeObject> {
 
   bpf_object* obj_ = nullptr;
   std::string path_;
-  bool loaded_ = false;
+  bool loadAttempted_ = false;  // set by load() before it tries
   std::map<std::string, uint32_t> innerMaxEntries_;  // map name -> inner template max_entries
 };
 

@@ -33,11 +33,15 @@ Napi::Value ObjGet(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd);
 }
 
-// closeFd(fd)
+// closeFd(fd). EINTR counts as success: on Linux the fd is released even then, and closing it
+// again could close an fd that another thread has opened since.
 Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = ArgFd(info, 0, "close");
-  if (close(fd) != 0) ThrowErrno(env, errno, "close", "fd " + std::to_string(fd));
+  if (close(fd) != 0) {
+    int err = errno;  // before anything else can change it
+    if (err != EINTR) ThrowErrno(env, err, "close", "fd " + std::to_string(fd));
+  }
   return env.Undefined();
 }
 

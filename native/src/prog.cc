@@ -14,18 +14,13 @@ namespace xlb {
 
 namespace {
 
-constexpr uint32_t kDataRoom = 256;  // default room beyond the input for the packet out
-constexpr uint32_t kLiveFrames = 1U << 1;  // BPF_F_TEST_XDP_LIVE_FRAMES
-
 // progInfo(fd) -> { name, type, id }
 Napi::Value ProgInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const char* sc = "bpf_obj_get_info_by_fd";
   int fd = ArgFd(info, 0, sc);
   bpf_prog_info pi;
-  std::memset(&pi, 0, sizeof(pi));
-  uint32_t len = sizeof(pi);
-  int ret = bpf_obj_get_info_by_fd(fd, &pi, &len);
+  int ret = InfoByFd(fd, &pi);
   if (ret) ThrowErrno(env, ErrOf(ret), sc, "fd " + std::to_string(fd));
   Napi::Object o = Napi::Object::New(env);
   o.Set("name", std::string(pi.name, strnlen(pi.name, sizeof(pi.name))));
@@ -36,7 +31,8 @@ Napi::Value ProgInfo(const Napi::CallbackInfo& info) {
 
 // progTestRun(fd, { data, dataSizeOut?, ctx?, ctxSizeOut?, repeat?, flags?, cpu?, batchSize? })
 //   -> { retval, data, ctx, duration }
-// With live frames (flags & BPF_F_TEST_XDP_LIVE_FRAMES) no packet or context comes back.
+// The packet and the context out are asked for only when dataSizeOut / ctxSizeOut (absent: 0)
+// give them room; without it data comes back empty and ctx null. Defaults are the caller's.
 Napi::Value ProgTestRun(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const char* sc = "bpf_prog_test_run_opts";
@@ -52,12 +48,9 @@ Napi::Value ProgTestRun(const Napi::CallbackInfo& info) {
   OptU32(o, "repeat", sc, &repeat);
   OptU32(o, "cpu", sc, &cpu);
   OptU32(o, "batchSize", sc, &batchSize);
-  bool live = flags & kLiveFrames;
-  uint32_t dataSizeOut = static_cast<uint32_t>(data.Length()) + kDataRoom;
+  uint32_t dataSizeOut = 0, ctxSizeOut = 0;
   OptU32(o, "dataSizeOut", sc, &dataSizeOut);
-  uint32_t ctxSizeOut = hasCtx ? static_cast<uint32_t>(ctx.Length()) : 0;
   OptU32(o, "ctxSizeOut", sc, &ctxSizeOut);
-  if (live) dataSizeOut = ctxSizeOut = 0;
 
   std::vector<uint8_t> dataOut(dataSizeOut), ctxOut(ctxSizeOut);
   auto opts = Opts<bpf_test_run_opts>();
@@ -87,7 +80,7 @@ Napi::Value ProgTestRun(const Napi::CallbackInfo& info) {
   r.Set("retval", Napi::Number::New(env, opts.retval));
   size_t outLen = dataSizeOut ? std::min<size_t>(opts.data_size_out, dataSizeOut) : 0;
   r.Set("data", Napi::Buffer<uint8_t>::Copy(env, dataOut.data(), outLen));
-  if (hasCtx && ctxSizeOut) {
+  if (ctxSizeOut) {
     size_t ctxLen = std::min<size_t>(opts.ctx_size_out, ctxSizeOut);
     r.Set("ctx", Napi::Buffer<uint8_t>::Copy(env, ctxOut.data(), ctxLen));
   } else {

@@ -560,6 +560,7 @@ export interface TestRunOptions {
   dataSizeOut?: number;
   /** e.g. struct xdp_md (24 bytes: data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex) */
   ctx?: Buffer;
+  /** room for the context out; default ctx.length (none without ctx) */
   ctxSizeOut?: number;
   /** default 1. With repeat > 1 the program runs again on its own output (unless live frames) */
   repeat?: number;
@@ -638,6 +639,9 @@ export class BpfProgram {
     else if (o.dataSizeOut !== undefined) throw invalid(sc, 'dataSizeOut makes no sense with live frames: no packet comes back');
     if (o.ctx !== undefined) opts.ctx = checkBuffer(o.ctx, 'ctx', sc);
     if (o.ctxSizeOut !== undefined) opts.ctxSizeOut = checkU32(o.ctxSizeOut, 'ctxSizeOut', sc);
+    if (opts.ctx && o.ctxSizeOut === undefined) opts.ctxSizeOut = opts.ctx.length;
+    // Live frames give back neither packet nor context (the kernel refuses room for them).
+    if (live) delete opts.ctxSizeOut;
     if (o.cpu !== undefined) opts.cpu = checkU32(o.cpu, 'cpu', sc);
     if (o.batchSize !== undefined) {
       if (!live) throw invalid(sc, 'batchSize is for live frames (BPF_F_TEST_XDP_LIVE_FRAMES) only');
@@ -667,7 +671,8 @@ export type GlobalValue = Buffer | number | bigint;
 /** A BPF object file: opened, adjusted, loaded; close() frees its maps and programs. */
 export class BpfObject implements Owner {
   readonly what: string;
-  private state: 'open' | 'loaded' | 'closed' = 'open';
+  /** 'failed': load() was tried and failed; the object can only be closed (and the file opened again) */
+  private state: 'open' | 'loaded' | 'failed' | 'closed' = 'open';
   private readonly mapCache = new Map<string, BpfMap>();
   private readonly progCache = new Map<string, BpfProgram>();
 
@@ -681,9 +686,15 @@ export class BpfObject implements Owner {
 
   private use(sc: string, need?: 'open' | 'loaded'): NativeObject {
     if (this.state === 'closed') throw bpfError('EBADF', sc, `${this.what} is closed`);
+    if (need === 'open' && this.state === 'failed') throw bpfError('EBUSY', sc, this.loadFailed());
     if (need === 'open' && this.state !== 'open') throw bpfError('EBUSY', sc, `${this.what} is loaded: this can only be done before load()`);
+    if (need === 'loaded' && this.state === 'failed') throw invalid(sc, this.loadFailed());
     if (need === 'loaded' && this.state !== 'loaded') throw invalid(sc, `${this.what} is not loaded: call load() first`);
     return this.obj;
+  }
+
+  private loadFailed(): string {
+    return `${this.what}: load() failed and can be attempted once; close it and open the file again`;
   }
 
   maps(): MapInfo[] {
@@ -764,8 +775,17 @@ export class BpfObject implements Owner {
     this.use(sc, 'open').reuseMapFd(map, n);
   }
 
+  /** Once: after a failed load (the error quotes the verifier log), close the object and open the file again. */
   load(): void {
-    this.use('bpf_object__load', 'open').load();
+    const sc = 'bpf_object__load';
+    if (this.state === 'failed') throw invalid(sc, this.loadFailed()); // as libbpf says to a second load
+    const obj = this.use(sc, 'open');
+    try {
+      obj.load();
+    } catch (err) {
+      this.state = 'failed';
+      throw err;
+    }
     this.state = 'loaded';
   }
 
@@ -907,8 +927,15 @@ export function tcDetach(ifindex: number, direction: TcDirection, where: TcWhere
   native().tcDetach(i, d, h, p);
 }
 
-/** The id of the program at that handle/priority, 0 if none. */
+/** The id of the program at that handle/priority, 0 if none (also when the interface has no clsact qdisc). */
 export function tcQuery(ifindex: number, direction: TcDirection, where: TcWhere = {}): number {
   const [i, d, h, p] = tcArgs(ifindex, direction, where, 'bpf_tc_query');
-  return native().tcQuery(i, d, h, p);
+  try {
+    return native().tcQuery(i, d, h, p);
+  } catch (err) {
+    // The kernel says EINVAL when the interface has no clsact qdisc: then nothing is attached.
+    // tcArgs has refused every argument libbpf would refuse with EINVAL, so that is what it means.
+    if (isBpfError(err, 'EINVAL')) return 0;
+    throw err;
+  }
 }

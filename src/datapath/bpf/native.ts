@@ -34,9 +34,9 @@ export interface NativeDatasecVar {
 
 export interface NativeTestRunOptions {
   data: Buffer;              // packet in
-  dataSizeOut?: number;      // room for the packet out; default data.length + 256
+  dataSizeOut?: number;      // room for the packet out; 0 or absent: none comes back (data empty)
   ctx?: Buffer;              // e.g. struct xdp_md for XDP (ingress_ifindex, rx_queue_index)
-  ctxSizeOut?: number;
+  ctxSizeOut?: number;       // room for the context out; 0 or absent: none comes back (ctx null)
   repeat?: number;           // default 1
   flags?: number;            // BPF_F_TEST_* (e.g. BPF_F_TEST_XDP_LIVE_FRAMES = 2)
   cpu?: number;
@@ -64,7 +64,10 @@ export interface NativeObject {
   setMapInitialValue(map: string, value: Buffer): void;
   /** Before load: use an existing map fd (e.g. opened from a pin) instead of creating one. */
   reuseMapFd(map: string, fd: number): void;
-  /** On failure the message ends with the last 40 lines of libbpf's log (the verifier log). */
+  /**
+   * On failure the message ends with the last 40 lines of libbpf's log (the verifier log).
+   * Can be attempted once: a second call, also after a failure, throws EINVAL.
+   */
   load(): void;
   /** After load: file descriptors, owned by the object (closed by close()). */
   programFd(program: string): number;
@@ -117,6 +120,10 @@ export interface NativeAddon {
   /** TC on a clsact qdisc (created if missing). */
   tcAttach(ifindex: number, direction: 'ingress' | 'egress', progFd: number, handle: number, priority: number): void;
   tcDetach(ifindex: number, direction: 'ingress' | 'egress', handle: number, priority: number): void;
-  /** prog id attached at handle/priority, 0 if none (also when the interface has no clsact qdisc). */
+  /**
+   * prog id attached at handle/priority, 0 if there is no such filter (ENOENT). An interface
+   * without a clsact qdisc gives EINVAL (the kernel's answer); tcQuery() in index.ts, which checks
+   * the arguments first, reads that as "nothing attached" and returns 0.
+   */
   tcQuery(ifindex: number, direction: 'ingress' | 'egress', handle: number, priority: number): number;
 }
