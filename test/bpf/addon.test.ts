@@ -221,6 +221,8 @@ describe('native addon (root)', () => {
         const o = openObject(objPath);
         try {
           throwsErrno(() => o.load(), { code: 'EACCES', errno: 13, syscall: 'bpf_object__load' }, /BEGIN PROG LOAD LOG[\s\S]*invalid access to packet[\s\S]*END PROG LOAD LOG/);
+          // a failed load is final: libbpf cannot be retried on the same object
+          throwsErrno(() => o.load(), { code: 'EINVAL', errno: 22, syscall: 'bpf_object__load' }, /can be attempted once; close it and open the file again/);
         } finally {
           o.close();
         }
@@ -441,6 +443,8 @@ describe('native addon (root)', () => {
       unpin(mapPin);
       unpin(progPin);
       throwsErrno(() => BpfMap.fromPin(mapPin), { code: 'ENOENT', errno: 2, syscall: 'bpf_obj_get' });
+      throwsErrno(() => unpin(mapPin), { code: 'ENOENT', errno: 2, syscall: 'unlink' });
+      throwsErrno(() => unpin(PIN_DIR), { code: 'EISDIR', errno: 21, syscall: 'unlink' });
     });
 
     rootTest('reuseMapFd: a new object shares a pinned map', () => {

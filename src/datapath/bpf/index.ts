@@ -861,9 +861,13 @@ export function unpin(path: string): void {
   try {
     unlinkSync(path);
   } catch (err) {
+    // keep the system's own code and errno (EACCES, EISDIR, ...), as every native failure does
     const e = err as NodeJS.ErrnoException;
-    const code = (e.code ?? 'EINVAL') as TsErrnoName;
-    throw bpfError(code in ERRNO ? code : 'EINVAL', 'unlink', `'${path}': ${e.message}`);
+    const out = new Error(`unlink: '${path}': ${e.message}`) as BpfError;
+    out.code = e.code ?? 'EIO';
+    out.errno = Math.abs(e.errno ?? 5);
+    out.syscall = 'unlink';
+    throw out;
   }
 }
 
