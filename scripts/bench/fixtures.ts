@@ -12,6 +12,7 @@
  */
 import { eth, ipBytes, ipv4, ipv6, packet, payload, tcp, udp, formatIp } from '../../test/lib/packets.ts';
 import type { RealSpec, ServiceSpec, TunnelConfig, XdpForwarder } from '../../src/datapath/xdp/forwarder.ts';
+import { XDP_PASS, XDP_TX } from '../../src/datapath/bpf/index.ts';
 
 export const GEN_MAC = '02:00:5e:10:00:01'; // the generator's veth (gen0)
 export const LB_MAC = '02:00:5e:10:00:02';  // the balancer's veth (lb0)
@@ -34,9 +35,6 @@ export const SPORT_SPAN = 40000;
 const REALS_PER_SERVICE = 8;
 
 export const TUNNEL: TunnelConfig = { tunSrc4: '198.18.4.0', tunSrc4Bits: 8, tunSrc6: 'fd00:4::', tunSrc6Bits: 16, tunTtl: 64 };
-
-export const XDP_PASS = 2;
-export const XDP_TX = 3;
 
 export type Kind = 'established' | 'syn' | 'pass';
 
@@ -197,5 +195,3 @@ export function checkPath(c: BenchCase, d: Counters, n: number): string | null {
   }
   return wrong.length ? `${c.name}: ${n} packets did not take the expected path: ${wrong.join(', ')}` : null;
 }
-
-export const VERDICT_NAMES: Record<number, string> = { 0: 'XDP_ABORTED', 1: 'XDP_DROP', 2: 'XDP_PASS', 3: 'XDP_TX', 4: 'XDP_REDIRECT' };

@@ -15,11 +15,10 @@
 import { resolve } from 'node:path';
 import { checkPath, counterDelta, GEN_IP4, GEN_MAC, LB_IP4, LB_MAC, SPORT_SPAN, type BenchCase, type Counters } from './fixtures.ts';
 import { describeTemplate } from './gen-config.ts';
+import { XDP_REDIRECT } from '../../src/datapath/bpf/index.ts';
 import { Agent } from '../lab/agent.ts';
 import { createBenchNet, type BenchNet } from './netns.ts';
 import { median } from './report.ts';
-
-const XDP_REDIRECT = 4;
 
 export interface LiveOptions {
   runs: number;

@@ -15,8 +15,8 @@
  * established cases both ways.
  */
 import type { XdpForwarder } from '../../src/datapath/xdp/forwarder.ts';
-import type { BpfProgram } from '../../src/datapath/bpf/index.ts';
-import { checkPath, counterDelta, readCounters, VERDICT_NAMES, XDP_TX, type BenchCase } from './fixtures.ts';
+import { XDP_TX, xdpVerdictName, type BpfProgram } from '../../src/datapath/bpf/index.ts';
+import { checkPath, counterDelta, readCounters, type BenchCase } from './fixtures.ts';
 import { interquartileMean, median } from './report.ts';
 
 export interface PerCallOptions {
@@ -42,7 +42,7 @@ export interface PerCallResult {
 }
 
 function verdictError(c: BenchCase, who: string, got: number, want: number): Error {
-  return new Error(`${c.name}: ${who} returned ${VERDICT_NAMES[got] ?? got} (${got}), expected ${VERDICT_NAMES[want]} (${want}): `
+  return new Error(`${c.name}: ${who} returned ${xdpVerdictName(got)}, expected ${xdpVerdictName(want)}: `
     + 'the bench would measure the wrong path');
 }
 

@@ -22,11 +22,8 @@ import {
   ETH_P_ARP, IPPROTO, type Ipv4Spec, type Ipv6Ext, type Ipv6Spec, type Layer, type TcpSpec,
 } from '../lib/packets.ts';
 
-export const XDP_DROP = 1;
-export const XDP_PASS = 2;
-export const XDP_TX = 3;
-export const XDP_REDIRECT = 4;
-export const VERDICT_NAMES: Record<number, string> = { 0: 'XDP_ABORTED', 1: 'XDP_DROP', 2: 'XDP_PASS', 3: 'XDP_TX', 4: 'XDP_REDIRECT' };
+import { XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX } from '../../src/datapath/bpf/index.ts';
+export { XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX };
 
 /** Counter names come from the ABI mirror (checked against the object's BTF by abi.test.ts). */
 export type { CounterName };

@@ -13,9 +13,10 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { xdpVerdictName } from '../../src/datapath/bpf/index.ts';
 import { COUNTER_NAMES, type RealSpec, type ServiceSpec, type XdpForwarder } from '../../src/datapath/xdp/forwarder.ts';
 import {
-  EGRESS_MAC, FIXTURES, LB_MAC, PEER_MAC, SETUPS, TUN_CONFIG, TUN_TTL, VERDICT_NAMES, XDP_REDIRECT, XDP_TX,
+  EGRESS_MAC, FIXTURES, LB_MAC, PEER_MAC, SETUPS, TUN_CONFIG, TUN_TTL, XDP_REDIRECT, XDP_TX,
   type CounterName, type Fixture, type SetupName,
 } from './fixtures.ts';
 import {
@@ -75,7 +76,6 @@ function deltas(before: Counters, after: Counters): Record<string, bigint> {
   return out;
 }
 
-const verdictName = (v: number) => `${VERDICT_NAMES[v] ?? 'unknown'} (${v})`;
 const showDeltas = (d: Record<string, bigint>) => Object.entries(d).map(([k, v]) => `${k} +${v}`).join(', ') || 'none';
 
 let currentSetup: { name: SetupName; services: ServiceSpec[] } | undefined;
@@ -106,7 +106,7 @@ async function runFixture(fx: Fixture): Promise<void> {
   const r = fw.testRun(fx.input, ingressIfindex === undefined ? {} : { ingressIfindex });
   const d = deltas(before, fw.counters());
 
-  assert.equal(verdictName(r.verdict), verdictName(fx.verdict), `verdict (counters: ${showDeltas(d)})`);
+  assert.equal(xdpVerdictName(r.verdict), xdpVerdictName(fx.verdict), `verdict (counters: ${showDeltas(d)})`);
   assertFrameEqual(r.packet, fx.output ?? fx.input, fx.output ? 'output' : 'output (expected unchanged)');
 
   const expected: Partial<Record<CounterName, bigint>> = { rx: 1n };
@@ -161,7 +161,7 @@ function udpFrame(src: string, sport: number, dst: string, dport: number, data: 
 /** Run a frame that must be forwarded with XDP_TX; return the output. */
 function forward(fw: XdpForwarder, frame: Buffer): Buffer {
   const r = fw.testRun(frame);
-  if (r.verdict !== XDP_TX) assert.fail(`expected XDP_TX, got ${verdictName(r.verdict)} for ${parseFrame(frame).ip?.src}`);
+  if (r.verdict !== XDP_TX) assert.fail(`expected XDP_TX, got ${xdpVerdictName(r.verdict)} for ${parseFrame(frame).ip?.src}`);
   return r.packet;
 }
 

@@ -98,6 +98,9 @@ export const XDP_DROP = 1;
 export const XDP_PASS = 2;
 export const XDP_TX = 3;
 export const XDP_REDIRECT = 4;
+const XDP_VERDICT_NAMES = ['XDP_ABORTED', 'XDP_DROP', 'XDP_PASS', 'XDP_TX', 'XDP_REDIRECT'] as const;
+/** 'XDP_TX (3)', for messages. */
+export const xdpVerdictName = (v: number): string => `${XDP_VERDICT_NAMES[v] ?? 'unknown'} (${v})`;
 
 /** TC verdicts */
 export const TC_ACT_UNSPEC = -1;
