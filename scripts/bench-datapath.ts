@@ -23,6 +23,8 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { ADDON_PATH, bpfObjectPath, openObject } from '../src/datapath/bpf/index.ts';
+import { XdpForwarder } from '../src/datapath/xdp/forwarder.ts';
 import { CASES, services, TUNNEL, type BenchCase } from './bench/fixtures.ts';
 import { measureMaglev } from './bench/maglev.ts';
 import { cleanupAll } from './lab/netns.ts';
@@ -31,11 +33,7 @@ import { LiveBench } from './bench/live.ts';
 import { machine, resultTable, round, type ResultRow } from './bench/report.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
-const OBJECTS = {
-  xlb: resolve(ROOT, 'build/bpf/xlb.bpf.o'),
-  baseline: resolve(ROOT, 'build/bpf/baseline.bpf.o'),
-  gen: resolve(ROOT, 'build/bpf/xlb_gen.bpf.o'),
-};
+const OBJECTS = { xlb: bpfObjectPath('xlb'), baseline: bpfObjectPath('baseline'), gen: bpfObjectPath('xlb_gen') };
 
 const HELP = `usage: node --import tsx scripts/bench-datapath.ts [options]
 
@@ -103,12 +101,9 @@ async function main(): Promise<void> {
 
   // what the bench needs, named when missing
   if (process.getuid?.() !== 0) die('needs root (BPF_PROG_TEST_RUN, XDP attach, network namespaces); run it as root');
-  for (const [what, path] of Object.entries(OBJECTS)) {
-    if (!existsSync(path)) die(`missing ${path} (the ${what} BPF object): run \`make all\` first`);
+  for (const [what, path] of [...Object.entries(OBJECTS), ['native addon', ADDON_PATH]]) {
+    if (!existsSync(path!)) die(`missing ${path} (the ${what}): run \`make all\` first`);
   }
-  const bpf = await import('../src/datapath/bpf/index.ts').catch((err: Error) =>
-    die(`cannot load the native addon (${err.message}): run \`make all\` first`));
-  const { XdpForwarder } = await import('../src/datapath/xdp/forwarder.ts');
 
   // one CPU for everything: this process (per-call) and the agents (live frames)
   execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(process.pid)], { stdio: 'ignore' });
@@ -140,7 +135,7 @@ async function main(): Promise<void> {
       + 'interleaved with the XDP_TX baseline; established cases: one flow, put in the table by a first packet '
       + `(headline), and cycling over ${perCallOpts.flows} flows in the table (cold connection-table entries)`);
     const fw = XdpForwarder.open();
-    const base = bpf.openObject(OBJECTS.baseline);
+    const base = openObject(OBJECTS.baseline);
     try {
       base.load();
       fw.setConfig(TUNNEL);

@@ -14,9 +14,9 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { bpfObjectPath } from '../../src/datapath/bpf/index.ts';
 
-const BASELINE_OBJECT = resolve(import.meta.dirname, '../../build/bpf/baseline.bpf.o');
+const BASELINE_OBJECT = bpfObjectPath('baseline');
 
 export interface LabHost {
   name: string;         // role: 'client', 'lb', 'real1', ...

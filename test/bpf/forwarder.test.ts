@@ -11,10 +11,10 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { xdpVerdictName } from '../../src/datapath/bpf/index.ts';
-import { COUNTER_NAMES, type RealSpec, type ServiceSpec, type XdpForwarder } from '../../src/datapath/xdp/forwarder.ts';
+import { readFileSync, readdirSync } from 'node:fs';
+import { ADDON_PATH, xdpVerdictName } from '../../src/datapath/bpf/index.ts';
+import { COUNTER_NAMES, XdpForwarder, type RealSpec, type ServiceSpec } from '../../src/datapath/xdp/forwarder.ts';
+import { XLB_OBJECT, requireFile, requireRoot } from '../lib/require.ts';
 import {
   EGRESS_MAC, FIXTURES, LB_MAC, PEER_MAC, SETUPS, TUN_CONFIG, TUN_TTL, XDP_REDIRECT, XDP_TX,
   type CounterName, type Fixture, type SetupName,
@@ -23,9 +23,6 @@ import {
   assertFrameEqual, encap4, encap6, eth, icmpv4, ipv4, ipv6, packet, parseFrame, payload, tcp, truncate, udp, withMacs,
 } from '../lib/packets.ts';
 
-const REPO = resolve(import.meta.dirname, '../..');
-const OBJECT = resolve(REPO, 'build/bpf/xlb.bpf.o');
-const ADDON = resolve(REPO, 'native/build/Release/xlb_native.node');
 
 // ---------------------------------------------------------------- loading, once
 
@@ -34,13 +31,9 @@ let loading: Promise<XdpForwarder> | undefined;
 /** The forwarder, loaded on first use; every test fails with the same reason when it cannot be. */
 function forwarder(): Promise<XdpForwarder> {
   loading ??= (async () => {
-    if (process.getuid?.() !== 0) {
-      throw new Error('root required: these tests load the XDP program and run it with BPF_PROG_TEST_RUN; run them as root');
-    }
-    for (const [path, what] of [[OBJECT, 'the XDP object'], [ADDON, 'the native addon']] as const) {
-      if (!existsSync(path)) throw new Error(`${what} ${path} is missing: run \`make all\``);
-    }
-    const { XdpForwarder } = await import('../../src/datapath/xdp/forwarder.ts');
+    requireRoot();
+    requireFile(XLB_OBJECT, 'make all');
+    requireFile(ADDON_PATH, 'make all');
     return XdpForwarder.open();
   })();
   return loading;

@@ -5,10 +5,11 @@
 import { existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
+import { bpfObjectPath } from '../../src/datapath/bpf/index.ts';
 
 export const REPO = resolve(import.meta.dirname, '../..');
-export const XLB_OBJECT = resolve(REPO, 'build/bpf/xlb.bpf.o');
-export const BASELINE_OBJECT = resolve(REPO, 'build/bpf/baseline.bpf.o');
+export const XLB_OBJECT = bpfObjectPath('xlb');
+export const BASELINE_OBJECT = bpfObjectPath('baseline');
 
 export function requireRoot(): void {
   if (process.getuid?.() !== 0) throw new Error('this test needs root (BPF, network namespaces): run `make test` as root');

@@ -13,7 +13,6 @@
  *  - ids are handed out again in first-freed, first-reused order, so a stale connection-table
  *    entry is very unlikely to meet its id reused (the program also checks the real is active).
  */
-import { resolve } from 'node:path';
 import {
   XLB_COUNTERS, XLB_CT_SIZE_DEFAULT, XLB_MAGLEV_SIZE_DEFAULT, XLB_MAX_REALS, XLB_MAX_SERVICES,
   XLB_REAL_F_ACTIVE, XLB_SVC_F_HASH_SRC_ONLY, XLB_SVC_F_OPS, XlbConfig, XlbMethod, XlbReal, XlbService, XlbStats,
@@ -22,7 +21,7 @@ import {
 import { buildMaglevTable, isPrime } from './maglev.ts';
 import { addrBytes, familyOf, macBytes, portField, type Family } from './net.ts';
 import {
-  BPF_MAP_TYPE_ARRAY, BpfMap, type BpfObject, type BpfProgram, type MapLike, openObject, xdpTestContext,
+  BPF_MAP_TYPE_ARRAY, BpfMap, type BpfObject, type BpfProgram, type MapLike, bpfObjectPath, openObject, xdpTestContext,
 } from '../bpf/index.ts';
 
 export type Protocol = 'tcp' | 'udp';
@@ -69,8 +68,7 @@ export interface TestRunResult { verdict: number; packet: Buffer; duration: numb
 
 const PROTO_NUMBER: Record<Protocol, number> = { tcp: 6, udp: 17 };
 const METHOD_NUMBER: Record<Method, number> = { dr: XlbMethod.XLB_METHOD_DR, tun: XlbMethod.XLB_METHOD_TUN };
-const REPO_ROOT = resolve(import.meta.dirname, '../../..');
-export const DEFAULT_OBJECT = resolve(REPO_ROOT, 'build/bpf/xlb.bpf.o');
+export const DEFAULT_OBJECT = bpfObjectPath('xlb');
 
 type CounterOf<T> = T extends `XLB_CNT_${infer N}` ? Lowercase<N> : never;
 /** Counter names as reported: 'XLB_CNT_DROP_NO_REAL' → 'drop_no_real'. */
