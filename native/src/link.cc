@@ -70,9 +70,17 @@ bpf_tc_hook Hook(const Napi::CallbackInfo& info, const char* sc) {
   return hook;
 }
 
-std::string Where(const bpf_tc_hook& hook, uint32_t handle, uint32_t priority) {
+// bpf_tc_opts with the handle and priority given as arguments `first` and `first + 1`.
+bpf_tc_opts FilterOpts(const Napi::CallbackInfo& info, size_t first, const char* sc) {
+  auto opts = Opts<bpf_tc_opts>();
+  opts.handle = ArgU32(info, first, sc, "handle");
+  opts.priority = ArgU32(info, first + 1, sc, "priority");
+  return opts;
+}
+
+std::string Where(const bpf_tc_hook& hook, const bpf_tc_opts& opts) {
   return If(hook.ifindex) + (hook.attach_point == BPF_TC_INGRESS ? " ingress" : " egress") + ", handle " +
-         std::to_string(handle) + ", priority " + std::to_string(priority);
+         std::to_string(opts.handle) + ", priority " + std::to_string(opts.priority);
 }
 
 // tcAttach(ifindex, direction, progFd, handle, priority): no replace, EEXIST if taken
@@ -81,16 +89,13 @@ Napi::Value TcAttach(const Napi::CallbackInfo& info) {
   const char* sc = "bpf_tc_attach";
   bpf_tc_hook hook = Hook(info, sc);
   int progFd = ArgFd(info, 2, sc);
-  uint32_t handle = ArgU32(info, 3, sc, "handle");
-  uint32_t priority = ArgU32(info, 4, sc, "priority");
+  bpf_tc_opts opts = FilterOpts(info, 3, sc);
   int ret = bpf_tc_hook_create(&hook);
   if (ret && ErrOf(ret) != EEXIST) ThrowErrno(env, ErrOf(ret), "bpf_tc_hook_create", If(hook.ifindex) + " clsact");
-  auto opts = Opts<bpf_tc_opts>();
   opts.prog_fd = progFd;
-  opts.handle = handle;
-  opts.priority = priority;
+  std::string where = Where(hook, opts);
   ret = bpf_tc_attach(&hook, &opts);
-  if (ret) ThrowErrno(env, ErrOf(ret), sc, Where(hook, handle, priority));
+  if (ret) ThrowErrno(env, ErrOf(ret), sc, where);
   return env.Undefined();
 }
 
@@ -99,13 +104,9 @@ Napi::Value TcDetach(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const char* sc = "bpf_tc_detach";
   bpf_tc_hook hook = Hook(info, sc);
-  uint32_t handle = ArgU32(info, 2, sc, "handle");
-  uint32_t priority = ArgU32(info, 3, sc, "priority");
-  auto opts = Opts<bpf_tc_opts>();
-  opts.handle = handle;
-  opts.priority = priority;
+  bpf_tc_opts opts = FilterOpts(info, 2, sc);
   int ret = bpf_tc_detach(&hook, &opts);
-  if (ret) ThrowErrno(env, ErrOf(ret), sc, Where(hook, handle, priority));
+  if (ret) ThrowErrno(env, ErrOf(ret), sc, Where(hook, opts));
   return env.Undefined();
 }
 
@@ -115,16 +116,13 @@ Napi::Value TcQuery(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const char* sc = "bpf_tc_query";
   bpf_tc_hook hook = Hook(info, sc);
-  uint32_t handle = ArgU32(info, 2, sc, "handle");
-  uint32_t priority = ArgU32(info, 3, sc, "priority");
-  auto opts = Opts<bpf_tc_opts>();
-  opts.handle = handle;
-  opts.priority = priority;
+  bpf_tc_opts opts = FilterOpts(info, 2, sc);
+  std::string where = Where(hook, opts);
   int ret = bpf_tc_query(&hook, &opts);
   if (ret) {
     int err = ErrOf(ret);
     if (err == ENOENT) return Napi::Number::New(env, 0);
-    ThrowErrno(env, err, sc, Where(hook, handle, priority));
+    ThrowErrno(env, err, sc, where);
   }
   return Napi::Number::New(env, opts.prog_id);
 }
