@@ -2,7 +2,7 @@
 #   all    bpf objects + native addon + typecheck
 #   test   set-up, build, then every test tier (unit, bpf, netns)
 #   demo   set-up, build, then the namespace lab demo
-#   bench  every benchmark (bench-datapath, ...)
+#   bench  every benchmark (bench-datapath, bench-e2e, ...)
 #   clean  remove build outputs
 
 ifeq ($(V),1)
@@ -19,10 +19,10 @@ BPF_OBJ := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRC))
 BPF_HDR := $(wildcard bpf/include/*.h bpf/lib/*.h)
 NATIVE  := native/build/Release/xlb_native.node
 NATIVE_SRC := $(wildcard native/src/*.cc native/src/*.h) native/binding.gyp
-TEST_FILES = $(shell find test/unit test/bpf test/netns -name '*.test.ts' 2>/dev/null | sort)
+TEST_FILES = $(shell find test/unit test/bpf test/netns test/interop -name '*.test.ts' 2>/dev/null | sort)
 NODE_TEST  := node --import tsx --test --test-reporter=spec --test-concurrency=1
 
-.PHONY: all bpf native ts setup test test-unit demo bench bench-datapath clean
+.PHONY: all bpf native ts setup test test-unit demo bench bench-datapath bench-e2e clean
 
 all: bpf native ts
 
@@ -58,11 +58,15 @@ demo: setup
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)scripts/demo
 
-bench: bench-datapath
+bench: bench-datapath bench-e2e
 
 bench-datapath: setup
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)node --import tsx scripts/bench-datapath.ts
+
+bench-e2e: setup
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)node --import tsx scripts/bench-e2e.ts
 
 clean:
 	$(Q)rm -rf $(BUILD) native/build
