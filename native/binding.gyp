@@ -9,7 +9,9 @@
         "src/maps.cc",
         "src/prog.cc",
         "src/link.cc",
-        "src/pin.cc"
+        "src/pin.cc",
+        "src/socket.cc",
+        "src/netns.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")"

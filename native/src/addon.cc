@@ -10,6 +10,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitProg(env, exports);
   InitLink(env, exports);
   InitPin(env, exports);
+  InitSocket(env, exports);
+  InitNetns(env, exports);
   return exports;
 }
 

@@ -32,5 +32,7 @@ void InitMaps(Napi::Env env, Napi::Object exports);     // maps.cc:   map* funct
 void InitProg(Napi::Env env, Napi::Object exports);     // prog.cc:   progInfo, progTestRun, numPossibleCpus
 void InitLink(Napi::Env env, Napi::Object exports);     // link.cc:   xdp*, tc*
 void InitPin(Napi::Env env, Napi::Object exports);      // pin.cc:    objPin, objGet, closeFd
+void InitSocket(Napi::Env env, Napi::Object exports);   // socket.cc: openIpSocket, openPacketSocket
+void InitNetns(Napi::Env env, Napi::Object exports);    // netns.cc:  netnsRun
 
 }  // namespace xlb

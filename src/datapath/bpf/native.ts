@@ -2,7 +2,8 @@
  * The shape of the native addon (native/, built to native/build/Release/xlb_native.node).
  *
  * The addon is mechanism only: it calls libbpf and the kernel and returns what they say.
- * Validation, defaults and policy live in TypeScript (src/datapath/bpf/index.ts wraps this).
+ * Validation, defaults and policy live in TypeScript (src/datapath/bpf/index.ts wraps the BPF
+ * part; src/vrrp/socket.ts the sockets; src/net/netns.ts netnsRun).
  *
  * Every failure throws an Error with:
  *   code    errno name, e.g. 'EPERM', 'ENOENT', 'EBADF' (or 'EINVAL' for argument errors)
@@ -76,6 +77,81 @@ export interface NativeObject {
   close(): void;
 }
 
+/** A datagram read by a raw IP socket. Addresses are 4 (IPv4) or 16 (IPv6) bytes. */
+export interface NativeIpMessage {
+  /** IPv4: the whole datagram as received, IP header included. IPv6: the payload after the IPv6 header. */
+  data: Buffer;
+  truncated: boolean;        // MSG_TRUNC: the datagram was longer than 64 KiB (never for VRRP)
+  src: Buffer;               // the sender (msg_name)
+  dst: Buffer | null;        // the destination from IP_PKTINFO / IPV6_PKTINFO
+  ifindex: number;           // the receiving interface (pktinfo), 0 if unknown
+  hopLimit: number;          // IP TTL (IP_RECVTTL) / IPv6 hop limit (IPV6_RECVHOPLIMIT); -1 if not given
+}
+
+/** A frame read by a packet socket. */
+export interface NativePacketMessage {
+  data: Buffer;              // from the Ethernet header on
+  truncated: boolean;
+  ifindex: number;           // sll_ifindex
+  protocol: number;          // sll_protocol, host order (the EtherType)
+  pktType: number;           // PACKET_HOST 0, BROADCAST 1, MULTICAST 2, OTHERHOST 3, OUTGOING 4
+  timestampNs: bigint | null; // SO_TIMESTAMPNS: the kernel's receive time, CLOCK_REALTIME ns (with `timestamps`)
+}
+
+/**
+ * Options of a raw IP socket; each is set (setsockopt) only when given, in this order after the
+ * receive metadata options (IP_PKTINFO + IP_RECVTTL, or IPV6_RECVPKTINFO + IPV6_RECVHOPLIMIT).
+ */
+export interface NativeIpSocketOptions {
+  ifindex?: number;          // SO_BINDTOIFINDEX: send and receive on this interface only (ENODEV if none)
+  hopLimit?: number;         // IP_TTL / IPV6_UNICAST_HOPS
+  multicastHopLimit?: number; // IP_MULTICAST_TTL / IPV6_MULTICAST_HOPS
+  multicastLoop?: boolean;   // IP_MULTICAST_LOOP / IPV6_MULTICAST_LOOP
+  multicastIfindex?: number; // IP_MULTICAST_IF (ip_mreqn) / IPV6_MULTICAST_IF
+  tos?: number;              // IP_TOS / IPV6_TCLASS
+  mtuDiscover?: number;      // IP_MTU_DISCOVER / IPV6_MTU_DISCOVER (IP_PMTUDISC_DONT = 0: no DF bit)
+  recvBufferSize?: number;   // SO_RCVBUF
+}
+
+export interface NativePacketSocketOptions {
+  timestamps?: boolean;      // SO_TIMESTAMPNS
+  recvBufferSize?: number;   // SO_RCVBUF
+}
+
+/** The error a read reports: same shape as a thrown one (code, errno, syscall 'recvmsg' or 'uv_poll'). */
+export type NativeErrnoError = Error & { code: string; errno: number; syscall: string };
+
+/**
+ * A socket read on the event loop. start(cb) calls cb(null, message) once per datagram, or
+ * cb(error, null) when a read fails (other than EAGAIN/EINTR, which are handled); again while
+ * started it only replaces the callback. stop() ends the callbacks, also from inside one. An
+ * exception thrown by cb is the process's uncaught exception. While started the socket keeps the
+ * event loop alive. close() stops and closes the fd (idempotent); every later call throws EBADF.
+ */
+export interface NativeSocketBase<M> {
+  fd(): number;              // -1 once closed
+  start(cb: (err: NativeErrnoError | null, msg: M | null) => void): void;
+  stop(): void;
+  close(): void;
+}
+
+export interface NativeIpSocket extends NativeSocketBase<NativeIpMessage> {
+  /**
+   * sendmsg to dst (4/16 bytes). src (the source address) and a non-zero ifindex (the outgoing
+   * interface; for IPv6 also the destination's scope id) travel in an IP_PKTINFO /
+   * IPV6_PKTINFO control message. The kernel builds the IP header.
+   */
+  sendTo(data: Buffer, dst: Buffer, src: Buffer | null, ifindex: number): void;
+  /** IP_ADD_MEMBERSHIP (ip_mreqn) / IPV6_ADD_MEMBERSHIP on the interface. */
+  joinGroup(group: Buffer, ifindex: number): void;
+  leaveGroup(group: Buffer, ifindex: number): void;
+}
+
+export interface NativePacketSocket extends NativeSocketBase<NativePacketMessage> {
+  /** The frame, from its Ethernet header on, leaves on the bound interface as it is. */
+  send(frame: Buffer): void;
+}
+
 export interface NativeAddon {
   openObject(path: string): NativeObject;
 
@@ -126,4 +202,22 @@ export interface NativeAddon {
    * the arguments first, reads that as "nothing attached" and returns 0.
    */
   tcQuery(ifindex: number, direction: 'ingress' | 'egress', handle: number, priority: number): number;
+
+  /**
+   * A raw IP socket (SOCK_RAW, non-blocking, close-on-exec) of one IP protocol, e.g. 112 (VRRP).
+   * Errors: 'socket', 'setsockopt' (the option named in the message; ENODEV for a bad ifindex).
+   */
+  openIpSocket(family: 4 | 6, protocol: number, opts: NativeIpSocketOptions): NativeIpSocket;
+  /**
+   * An AF_PACKET SOCK_RAW socket bound to ifindex and protocol (an EtherType, host order; 0 sends
+   * only and receives nothing, 3 = ETH_P_ALL receives every frame of the interface, both
+   * directions). Errors: 'socket', 'setsockopt', 'bind' (ENODEV for a bad ifindex).
+   */
+  openPacketSocket(ifindex: number, protocol: number, opts: NativePacketSocketOptions): NativePacketSocket;
+  /**
+   * Run fn with the calling thread in the network namespace of the file at path (/run/netns/NAME),
+   * and back before returning or throwing. Sockets created synchronously in fn stay in that
+   * namespace. Errors: 'open' (ENOENT for no such namespace), 'setns'.
+   */
+  netnsRun<T>(path: string, fn: () => T): T;
 }
