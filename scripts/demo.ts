@@ -1,43 +1,31 @@
 /**
  * `make demo`: the XDP forwarder in a namespace lab, forwarding real HTTP requests.
  *
- * A client, a load balancer and two real servers on one L2 segment. The forwarder runs in the
+ * A client, a load balancer and two real servers on one L2 segment (scripts/lab/lab.ts). The forwarder runs in the
  * LB's namespace (attached to its eth0 in native XDP mode) with one virtual service per family,
  * DR to both reals; the client fetches http://VIP/ and each real answers with its name. Then
  * real1 is drained (weight 0) and new connections go to real2 only. The daemon, VRRP and
  * health checks come in later steps; scripts/lab/lb-agent.ts stands in for the daemon here.
  */
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { Agent } from './lab/agent.ts';
-import { createLab, nsSpawn } from './lab/netns.ts';
+import { createLab } from './lab/lab.ts';
 
 const here = import.meta.dirname;
-const tsx = ['node', '--import', 'tsx'];
 const say = (s: string) => process.stdout.write(`\n== ${s}\n`);
 /** Agents send counters as decimal strings (they are 64-bit); shown here as numbers. */
 const numbers = (v: unknown): unknown => JSON.parse(JSON.stringify(v), (_k, x) => (typeof x === 'string' && /^\d+$/.test(x) ? Number(x) : x));
 
 async function main(): Promise<void> {
-  say('building the lab: client, lb, real1, real2 on one bridge (namespaces)');
-  const lab = createLab({ reals: 2 });
-  const children: ChildProcess[] = [];
+  say('building the lab: client1, lb1, real1, real2 on one bridge (namespaces); HTTP servers on the reals');
+  const lab = await createLab({ reals: 2 });
   let stopAgent = async (): Promise<void> => undefined;
   try {
     for (const h of [lab.client, lab.lb, ...lab.reals]) {
-      console.log(`   ${h.name.padEnd(6)} ${h.ns.padEnd(16)} ${h.ipv4.padEnd(12)} ${h.ipv6.padEnd(9)} ${h.mac}`);
+      console.log(`   ${h.name.padEnd(7)} ${h.ns.padEnd(16)} ${h.ipv4.padEnd(12)} ${h.ipv6.padEnd(10)} ${h.mac}`);
     }
     console.log(`   VIP ${lab.vip4} and ${lab.vip6} on the LB; the reals hold it on lo (DR)`);
-
-    say('starting an HTTP server on each real');
-    for (const r of lab.reals) {
-      const p = nsSpawn(r.ns, [...tsx, resolve(here, 'lab/real-server.ts'), r.name]);
-      children.push(p);
-      await new Promise<void>((ok, fail) => {
-        p.stdout!.once('data', () => ok());
-        p.once('exit', (code) => fail(new Error(`real server ${r.name} exited with ${code}`)));
-      });
-    }
 
     say('loading the XDP forwarder on lb:eth0 (native mode)');
     const { agent, hello } = await Agent.start('lb', lab.lb.ns, resolve(here, 'lab/lb-agent.ts'), ['eth0']);
@@ -83,8 +71,6 @@ async function main(): Promise<void> {
     say('done: tearing the lab down');
   } finally {
     await stopAgent();
-    for (const p of children) p.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 300));
     lab.destroy();
   }
 }
