@@ -17,6 +17,7 @@ export function toJsonLine(v: unknown): string {
 export class Agent {
   private readonly lines: AsyncIterableIterator<string>;
   private exited = false;
+  private queue: Promise<unknown> = Promise.resolve();
 
   private constructor(readonly name: string, private readonly proc: ChildProcess) {
     this.lines = createInterface({ input: proc.stdout! })[Symbol.asyncIterator]();
@@ -47,10 +48,15 @@ export class Agent {
     return msg;
   }
 
-  async call(cmd: Record<string, unknown>): Promise<Record<string, unknown>> {
-    if (this.exited) throw new Error(`the ${this.name} agent has exited`);
-    this.proc.stdin!.write(`${JSON.stringify(cmd)}\n`);
-    return this.next();
+  /** Send a command and wait for its reply; calls are answered in the order they were made. */
+  call(cmd: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const reply = this.queue.then(() => {
+      if (this.exited) throw new Error(`the ${this.name} agent has exited`);
+      this.proc.stdin!.write(`${JSON.stringify(cmd)}\n`);
+      return this.next();
+    });
+    this.queue = reply.catch(() => undefined);
+    return reply;
   }
 
   /** Close its stdin (it cleans up and exits), then SIGKILL it if it has not exited in 5 s. */
@@ -64,11 +70,12 @@ export class Agent {
   }
 }
 
-export type AgentHandler = (cmd: Record<string, unknown>) => Record<string, unknown>;
+export type AgentHandler = (cmd: Record<string, unknown>) => Record<string, unknown> | Promise<Record<string, unknown>>;
 
 /**
  * The agent's side: set up, say hello, then answer commands by their `op` until stdin closes
- * or a signal comes; `teardown` runs once on every way out (it must not throw).
+ * or a signal comes; `teardown` runs once on every way out (it must not throw). A handler may
+ * be async: commands are still handled one at a time, in order.
  */
 export function serveAgent(o: {
   setup: () => Record<string, unknown>;
@@ -88,16 +95,19 @@ export function serveAgent(o: {
     reply({ ok: false, error: (err as Error).message });
     stop(1);
   }
+  let queue = Promise.resolve();
   createInterface({ input: process.stdin }).on('line', (line) => {
-    try {
-      const cmd = JSON.parse(line) as Record<string, unknown>;
-      const handler = o.handlers[String(cmd.op)];
-      if (!handler) throw new Error(`unknown op '${String(cmd.op)}'`);
-      reply({ ok: true, ...handler(cmd) });
-    } catch (err) {
-      reply({ ok: false, error: (err as Error).message });
-    }
-  }).on('close', () => stop(0));
+    queue = queue.then(async () => {
+      try {
+        const cmd = JSON.parse(line) as Record<string, unknown>;
+        const handler = o.handlers[String(cmd.op)];
+        if (!handler) throw new Error(`unknown op '${String(cmd.op)}'`);
+        reply({ ok: true, ...(await handler(cmd)) });
+      } catch (err) {
+        reply({ ok: false, error: (err as Error).message });
+      }
+    });
+  }).on('close', () => { void queue.then(() => stop(0)); });
 }
 
 /** ifindex of an interface in this process's network namespace. */

@@ -1,9 +1,14 @@
 /**
- * Stand-in for the daemon in the demo until it exists: an agent (scripts/lab/agent.ts) in the
- * LB namespace that loads the forwarder, attaches it to an interface in native mode and takes:
+ * Stand-in for the daemon in the demo and the netns tests until it exists: an agent
+ * (scripts/lab/agent.ts) in the LB namespace that loads the forwarder, attaches it to an
+ * interface in native mode and takes:
  *   {"op":"config", ...TunnelConfig}
- *   {"op":"service", "service": ServiceSpec, "reals": RealSpec[]}  → {serviceId}
+ *   {"op":"service", "service": ServiceSpec, "reals": RealSpec[]}  → {serviceId}  (add, change,
+ *       drain: a real with weight 0, remove a real: leave it out)
+ *   {"op":"remove", "service": ServiceSpec}                         → {removed}
  *   {"op":"stats", "service": ServiceSpec, "reals": ["addr", ...]}  → {counters, service, reals}
+ *   {"op":"counters"}                                               → {counters}
+ *   {"op":"conntrack"}                                              → {entries}
  * Detaches and exits when stdin closes.
  */
 import { XdpForwarder, type RealSpec, type ServiceSpec, type TunnelConfig } from '../../src/datapath/xdp/forwarder.ts';
@@ -24,6 +29,9 @@ serveAgent({
   handlers: {
     config: (cmd) => { fw.setConfig(cmd as unknown as TunnelConfig); return {}; },
     service: (cmd) => ({ serviceId: fw.setService(cmd.service as ServiceSpec, cmd.reals as RealSpec[]).serviceId }),
+    remove: (cmd) => ({ removed: fw.removeService(cmd.service as ServiceSpec) }),
+    counters: () => ({ counters: fw.counters() }),
+    conntrack: () => ({ entries: fw.conntrackSize() }),
     stats: (cmd) => {
       const service = cmd.service as ServiceSpec;
       return {
