@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
-import { bpfObjectPath } from '../../src/datapath/bpf/index.ts';
+import { ADDON_PATH, bpfObjectPath } from '../../src/datapath/bpf/index.ts';
 
 export const REPO = resolve(import.meta.dirname, '../..');
 export const XLB_OBJECT = bpfObjectPath('xlb');
@@ -25,4 +25,14 @@ export function requireCommand(cmd: string, pkg: string): void {
   } catch {
     throw new Error(`'${cmd}' is not installed (Debian package ${pkg}): run scripts/setup`);
   }
+}
+
+/** What the namespace lab (scripts/lab/lab.ts) and its agents need. */
+export function requireLab(): void {
+  requireRoot();
+  requireFile(XLB_OBJECT, 'make bpf');
+  requireFile(BASELINE_OBJECT, 'make bpf');
+  requireFile(ADDON_PATH, 'make native');
+  requireCommand('ip', 'iproute2');
+  requireCommand('ethtool', 'ethtool');
 }
