@@ -17,7 +17,8 @@
  * Allowed sources: when the list is empty every outer source is accepted; otherwise a tunnel
  * packet must come from one of the prefixes of its family. A change adds the new prefixes, then
  * turns the filter on, then deletes the old ones (so no packet from a source allowed both before
- * and after is ever dropped); emptying the list turns the filter off first.
+ * and after is ever dropped); emptying the list turns the filter off first. Only when old and new
+ * prefixes of a family do not fit in its trie together are the old ones deleted first.
  */
 import { mkdirSync, readdirSync, rmdirSync, statSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -178,14 +179,19 @@ export class XdpDecap {
       if (n > XLB_DECAP_MAX_PREFIXES) throw new Error(`${n} IPv${family} prefixes given; at most ${XLB_DECAP_MAX_PREFIXES} are allowed`);
     }
     const config = (flags: number) => this.maps.config.update(u32(0), encode(XlbDecapConfig, { flags }));
-    if (wanted.size === 0) config(0);
-    for (const p of wanted.values()) this.trie(p.family).update(prefixKey(p), Buffer.from([1]), BPF_ANY);
-    if (wanted.size > 0) config(XLB_DECAP_F_FILTER_SRC);
-    for (const family of [4, 6] as const) {
+    // Per family: the prefixes to add and the stale ones. New ones go in before the stale ones
+    // go out, unless both together would not fit in the trie: then the stale ones go first.
+    const plans = ([4, 6] as const).map((family) => {
       const trie = this.trie(family);
       const stale = [...trie.keys()].filter((k) => !wanted.has(formatPrefix(keyPrefix(k, family))));
-      for (const k of stale) trie.delete(k);
-    }
+      const adds = [...wanted.values()].filter((p) => p.family === family);
+      return { trie, stale, adds, staleFirst: stale.length + adds.length > XLB_DECAP_MAX_PREFIXES };
+    });
+    if (wanted.size === 0) config(0);
+    for (const p of plans) if (p.staleFirst) for (const k of p.stale) p.trie.delete(k);
+    for (const p of plans) for (const a of p.adds) p.trie.update(prefixKey(a), Buffer.from([1]), BPF_ANY);
+    if (wanted.size > 0) config(XLB_DECAP_F_FILTER_SRC);
+    for (const p of plans) if (!p.staleFirst) for (const k of p.stale) p.trie.delete(k);
   }
 
   /** The allowed outer sources, IPv4 first, as 'address/length'. */
