@@ -33,22 +33,17 @@ export const XlbDecapConfig: StructLayout = {
   fields: [{ name: 'flags', kind: 'u32', offset: 0, size: 4 }],
 };
 
-export const XlbDecapSrc4Key: StructLayout = {
-  name: 'xlb_decap_src4_key',
-  size: 8,
+/** struct bpf_lpm_trie_key's layout: a u32 prefix length, then the address bytes. */
+const lpmKey = (name: string, addrLength: number): StructLayout => ({
+  name,
+  size: 4 + addrLength,
   fields: [
     { name: 'prefixlen', kind: 'u32', offset: 0, size: 4 },
-    { name: 'addr', kind: 'bytes', length: 4, offset: 4, size: 4 },
+    { name: 'addr', kind: 'bytes', length: addrLength, offset: 4, size: addrLength },
   ],
-};
+});
 
-export const XlbDecapSrc6Key: StructLayout = {
-  name: 'xlb_decap_src6_key',
-  size: 20,
-  fields: [
-    { name: 'prefixlen', kind: 'u32', offset: 0, size: 4 },
-    { name: 'addr', kind: 'bytes', length: 16, offset: 4, size: 16 },
-  ],
-};
+export const XlbDecapSrc4Key = lpmKey('xlb_decap_src4_key', 4);
+export const XlbDecapSrc6Key = lpmKey('xlb_decap_src6_key', 16);
 
 export const DECAP_ABI_STRUCTS: readonly StructLayout[] = [XlbDecapConfig, XlbDecapSrc4Key, XlbDecapSrc6Key];
