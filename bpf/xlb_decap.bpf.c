@@ -62,15 +62,21 @@
  *     IPv6 (protocol 41): 40 bytes in the frame, else DROP_TRUNCATED; version 6
  *       and 40 + payload length <= the outer payload, else DROP_MALFORMED.
  *     Nothing beyond the inner IP header is looked at.
- *  7. Decapsulation: the Ethernet addresses and tag are saved, the head is
+ *  7. ECN (RFC 6040, normal mode, as the kernel's own tunnels do): when the
+ *     outer header carries CE (congestion experienced, set on the way from
+ *     the load balancer, which copies the inner ECN field to the outer one),
+ *     an ECN-capable inner packet (ECT(0), ECT(1)) is marked CE too (IPv4:
+ *     the header checksum updated, RFC 1624); an inner packet that is not
+ *     ECN-capable is dropped (DROP_ECN), as the RFC says, so the congestion
+ *     signal is not lost silently. Any other outer value changes nothing.
+ *  8. Decapsulation: the Ethernet addresses and tag are saved, the head is
  *     moved past the outer header (and its options / extension headers) with
  *     bpf_xdp_adjust_head, then the saved header is written in front of the
  *     inner packet with the EtherType of the inner family. (Written after the
  *     adjust, so that a failed adjust leaves the frame as it was.) The inner
- *     packet is not changed: its TTL, checksum and ECN field stay as the
- *     sender made them (RFC 6040's propagation of a CE mark from the outer
- *     header is not done). XDP_PASS, counted DECAP4 or DECAP6 by the outer
- *     family. Trailing Ethernet padding stays; the stack trims it.
+ *     packet is not changed otherwise: its TTL stays as the load balancer
+ *     forwarded it. XDP_PASS, counted DECAP4 or DECAP6 by the outer family.
+ *     Trailing Ethernet padding stays; the stack trims it.
  *
  * Every packet counts XLB_DECAP_CNT_RX and exactly one other counter, added
  * at the program's single exit: RX is the sum of the others.
@@ -85,6 +91,7 @@
 
 #include "xlb_decap_abi.h"
 #include "lib/parse.h"
+#include "lib/csum.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -176,7 +183,29 @@ static __always_inline int decap_source_allowed(const void *addr, int v6)
 	}
 }
 
-/* Steps 1-7 of the header comment. */
+/* ECN codepoints (RFC 3168): the low two bits of the IPv4 tos / IPv6 traffic class */
+#define DECAP_ECN_MASK    3
+#define DECAP_ECN_NOT_ECT 0
+#define DECAP_ECN_CE      3
+
+/* The ECN field of an IPv6 header: traffic class bits 0-1, i.e. bits 4-5 of its second byte. */
+static __always_inline __u8 decap_ipv6_ecn(const struct ipv6hdr *ip6)
+{
+	return (((const __u8 *)ip6)[1] >> 4) & DECAP_ECN_MASK;
+}
+
+/* Mark an IPv4 header CE and update its checksum for the changed 16-bit word
+ * (RFC 1624: HC' = ~(~HC + ~m + m')). The caller has checked the 20 bytes. */
+static __always_inline void decap_ipv4_set_ce(struct iphdr *ip)
+{
+	__u16 *word = (__u16 *)ip;      /* version/ihl and tos */
+	__u16 old = *word;
+
+	ip->tos |= DECAP_ECN_CE;
+	ip->check = (__u16)~xlb_csum_fold((__u32)(__u16)~ip->check + (__u16)~old + *word);
+}
+
+/* Steps 1-8 of the header comment. */
 static __always_inline int decap_handle(struct xdp_md *ctx, __u32 *cnt)
 {
 	void *data = (void *)(long)ctx->data;
@@ -187,7 +216,7 @@ static __always_inline int decap_handle(struct xdp_md *ctx, __u32 *cnt)
 	__u8 macs[2 * ETH_ALEN];
 	__be16 eth_proto, inner_type, tci = 0;
 	void *l3, *inner;
-	__u8 proto;
+	__u8 proto, outer_ecn;
 	int rc;
 
 	/* 1. Ethernet */
@@ -226,6 +255,7 @@ static __always_inline int decap_handle(struct xdp_md *ctx, __u32 *cnt)
 		if (xlb_ipv4_is_fragment(ip))
 			return decap_verdict(cnt, XLB_DECAP_CNT_PASS_FRAGMENT, XDP_PASS);
 		payload = tot - hlen;
+		outer_ecn = ip->tos & DECAP_ECN_MASK;
 		counter = XLB_DECAP_CNT_DECAP4;
 	} else if (eth_proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = l3;
@@ -255,6 +285,7 @@ static __always_inline int decap_handle(struct xdp_md *ctx, __u32 *cnt)
 		if (frag != XLB_FRAG_NONE)
 			return decap_verdict(cnt, XLB_DECAP_CNT_PASS_FRAGMENT, XDP_PASS);
 		payload = plen - ext;
+		outer_ecn = decap_ipv6_ecn(ip6);
 		counter = XLB_DECAP_CNT_DECAP6;
 	} else {
 		return decap_verdict(cnt, XLB_DECAP_CNT_PASS, XDP_PASS);
@@ -272,6 +303,15 @@ static __always_inline int decap_handle(struct xdp_md *ctx, __u32 *cnt)
 		tot = bpf_ntohs(in->tot_len);
 		if (tot < in->ihl * 4 || tot > payload)
 			return decap_verdict(cnt, XLB_DECAP_CNT_DROP_MALFORMED, XDP_DROP);
+		/* 7. ECN */
+		if (outer_ecn == DECAP_ECN_CE) {
+			__u8 ecn = in->tos & DECAP_ECN_MASK;
+
+			if (ecn == DECAP_ECN_NOT_ECT)
+				return decap_verdict(cnt, XLB_DECAP_CNT_DROP_ECN, XDP_DROP);
+			if (ecn != DECAP_ECN_CE)
+				decap_ipv4_set_ce(in);
+		}
 		inner_type = bpf_htons(ETH_P_IP);
 	} else {
 		struct ipv6hdr *in6 = inner;
@@ -280,10 +320,18 @@ static __always_inline int decap_handle(struct xdp_md *ctx, __u32 *cnt)
 			return decap_verdict(cnt, XLB_DECAP_CNT_DROP_TRUNCATED, XDP_DROP);
 		if (in6->version != 6 || sizeof(*in6) + bpf_ntohs(in6->payload_len) > payload)
 			return decap_verdict(cnt, XLB_DECAP_CNT_DROP_MALFORMED, XDP_DROP);
+		/* 7. ECN */
+		if (outer_ecn == DECAP_ECN_CE) {
+			__u8 ecn = decap_ipv6_ecn(in6);
+
+			if (ecn == DECAP_ECN_NOT_ECT)
+				return decap_verdict(cnt, XLB_DECAP_CNT_DROP_ECN, XDP_DROP);
+			((__u8 *)in6)[1] |= DECAP_ECN_CE << 4;
+		}
 		inner_type = bpf_htons(ETH_P_IPV6);
 	}
 
-	/* 7. strip: the head moves to where the L2 header goes in front of the inner packet */
+	/* 8. strip: the head moves to where the L2 header goes in front of the inner packet */
 	outer_len = inner - l3;
 	if (bpf_xdp_adjust_head(ctx, outer_len))
 		return decap_verdict(cnt, XLB_DECAP_CNT_ABORTED, XDP_ABORTED);

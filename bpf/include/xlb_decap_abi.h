@@ -47,6 +47,7 @@ enum xlb_decap_counter {
 	XLB_DECAP_CNT_DROP_TRUNCATED,   /* a tunnel packet whose headers end beyond the frame */
 	XLB_DECAP_CNT_DROP_MALFORMED,   /* a tunnel packet with a bad version, header or length field */
 	XLB_DECAP_CNT_DROP_SOURCE,      /* a tunnel packet from an outer source that is not allowed */
+	XLB_DECAP_CNT_DROP_ECN,         /* outer ECN CE on an inner packet that is not ECN-capable (RFC 6040) */
 	XLB_DECAP_CNT_ABORTED,          /* a helper failed where it cannot (a bug): XDP_ABORTED */
 	XLB_DECAP_CNT_MAX,
 };

@@ -93,6 +93,26 @@ const fragment = (d: string, input: Buffer) => unchanged(d, input, XDP_PASS, 'pa
 const truncated = (d: string, input: Buffer) => unchanged(d, input, XDP_DROP, 'drop_truncated');
 const malformed = (d: string, input: Buffer, setup?: SetupName) => unchanged(d, input, XDP_DROP, 'drop_malformed', setup);
 const badSource = (d: string, input: Buffer, setup: SetupName) => unchanged(d, input, XDP_DROP, 'drop_source', setup);
+const badEcn = (d: string, input: Buffer) => unchanged(d, input, XDP_DROP, 'drop_ecn');
+
+/**
+ * ECN (RFC 6040, normal mode): an outer CE marks an ECN-capable inner packet CE. The expected
+ * inner header is built with the CE codepoint (the builder computes its checksum afresh).
+ * `inner` gives the inner header's fields before, `ce` the same header marked.
+ */
+function ecnMarked(description: string, outer: Layer, inner: Layer, ce: Layer, l2: Partial<EthSpec> = {}): Fixture {
+  const rest = [udp({ sport: 5000, dport: 53 }), payload(12)];
+  return {
+    description, verdict: XDP_PASS, counter: outer.kind === 'ipv4' ? 'decap4' : 'decap6',
+    input: packet(E(l2), outer, inner, ...rest),
+    output: packet(E(l2), ce, ...rest),
+  };
+}
+const ECT0 = 0x02;
+const ECT1 = 0x01;
+const CE = 0x03;
+/** inner IPv4 headers whose checksums differ, so that the incremental update meets carries */
+const CHECKSUM_IDS = [0, 1, 0x1234, 0x7fff, 0xbeef, 0xfffe, 0xffff];
 
 const ext = (...e: Ipv6Ext[]) => ({ extHeaders: e });
 
@@ -189,6 +209,27 @@ export const FIXTURES: readonly Fixture[] = [
   malformed('next header 41 but the inner packet is IPv4', packet(E(), outer6({ nextHeader: IPPROTO.IPV6 }), ...UDP4)),
   malformed('6in6, inner payload length beyond the outer payload', packet(E(), outer6(), inner6({ payloadLength: 500 }), udp({ sport: 1, dport: 2 }))),
   malformed('6in4, inner version 5', packet(E(), outer4(), inner6({ version: 5 }), udp({ sport: 1, dport: 2 }))),
+
+  // ECN (RFC 6040)
+  ...CHECKSUM_IDS.flatMap((id) => [ECT0, ECT1].map((ect) => ecnMarked(
+    `ECN: outer CE, inner IPv4 ${ect === ECT0 ? 'ECT(0)' : 'ECT(1)'} (id 0x${id.toString(16)}): marked CE, checksum updated`,
+    outer4({ tos: 0xb8 | CE }), inner4({ id, tos: 0xb8 | ect }), inner4({ id, tos: 0xb8 | CE }),
+  ))),
+  ecnMarked('ECN: outer CE, inner IPv4 with options, ECT(0): marked CE', outer4({ tos: CE }),
+    inner4({ tos: ECT0, options: OPTIONS_40, ttl: 3 }), inner4({ tos: CE, options: OPTIONS_40, ttl: 3 })),
+  ecnMarked('ECN: outer CE, inner IPv4 already CE: unchanged', outer4({ tos: CE }), inner4({ tos: 0x10 | CE }), inner4({ tos: 0x10 | CE })),
+  ecnMarked('ECN: outer ECT(0), inner IPv4 Not-ECT: unchanged', outer4({ tos: ECT0 }), inner4({ tos: 0x10 }), inner4({ tos: 0x10 })),
+  ecnMarked('ECN: outer ECT(1), inner IPv4 ECT(0): unchanged', outer4({ tos: ECT1 }), inner4({ tos: ECT0 }), inner4({ tos: ECT0 })),
+  ecnMarked('ECN: 6in6, outer CE, inner ECT(1): marked CE, flow label kept', outer6({ trafficClass: 0x28 | CE }),
+    inner6({ trafficClass: 0x28 | ECT1 }), inner6({ trafficClass: 0x28 | CE })),
+  ecnMarked('ECN: 6in6, outer CE, inner ECT(0), VLAN', outer6({ trafficClass: CE }),
+    inner6({ trafficClass: 0xfc | ECT0, flowLabel: 0xfffff }), inner6({ trafficClass: 0xfc | CE, flowLabel: 0xfffff }), { vlan: 8 }),
+  ecnMarked('ECN: 4in6, outer CE, inner IPv4 ECT(0): marked CE', outer6({ trafficClass: CE }), inner4({ tos: ECT0 }), inner4({ tos: CE })),
+  ecnMarked('ECN: 6in4, outer CE, inner IPv6 ECT(1): marked CE', outer4({ tos: CE }), inner6({ trafficClass: ECT1 }), inner6({ trafficClass: CE })),
+  ecnMarked('ECN: 6in6, outer ECT(0), inner Not-ECT: unchanged', outer6({ trafficClass: ECT0 }), inner6(), inner6()),
+  badEcn('ECN: outer CE, inner IPv4 Not-ECT: dropped', packet(E(), outer4({ tos: CE }), ...TCP4)),
+  badEcn('ECN: 6in6, outer CE, inner Not-ECT: dropped', packet(E(), outer6({ trafficClass: CE }), ...UDP6)),
+  badEcn('ECN: 4in6, outer CE, inner Not-ECT: dropped', packet(E(), outer6({ trafficClass: 0x20 | CE }), ...UDP4)),
 
   // allowed sources
   decap('filtered: 4in4 from an allowed source', {}, outer4(), TCP4, 'decap4', 'filtered'),
