@@ -31,8 +31,9 @@
  *       protocol is neither 4 nor 41: PASS;
  *     - an IPv6 frame too short for the 40-byte header, whose extension
  *       header chain ends beyond the frame (the protocol cannot be known), or
- *       whose last Next Header is neither 41 nor 4: PASS. Also after the
- *       extension header limit, whose last Next Header is an extension type.
+ *       whose last Next Header is neither 41 nor 4: PASS. That includes a
+ *       chain of more than 4 extension headers: the walk stops at an
+ *       extension header type, which is not 41 or 4.
  *  3. The outer header of a tunnel packet, in this order:
  *     IPv4: version 4 and ihl >= 5, else DROP_MALFORMED; the ihl * 4 bytes
  *       (options included) in the frame, else DROP_TRUNCATED; total length at
@@ -72,11 +73,13 @@
  *  8. Decapsulation: the Ethernet addresses and tag are saved, the head is
  *     moved past the outer header (and its options / extension headers) with
  *     bpf_xdp_adjust_head, then the saved header is written in front of the
- *     inner packet with the EtherType of the inner family. (Written after the
- *     adjust, so that a failed adjust leaves the frame as it was.) The inner
- *     packet is not changed otherwise: its TTL stays as the load balancer
- *     forwarded it. XDP_PASS, counted DECAP4 or DECAP6 by the outer family.
- *     Trailing Ethernet padding stays; the stack trims it.
+ *     inner packet with the EtherType of the inner family (saved first and
+ *     written after the adjust, at fixed offsets from the new start). The
+ *     adjust cannot fail once the headers have been checked (the frame keeps
+ *     at least an Ethernet and an inner IP header); if it does, ABORTED,
+ *     XDP_ABORTED. The inner packet is not changed otherwise: its TTL stays
+ *     as the load balancer forwarded it. XDP_PASS, counted DECAP4 or DECAP6
+ *     by the outer family. Trailing Ethernet padding stays; the stack trims it.
  *
  * Every packet counts XLB_DECAP_CNT_RX and exactly one other counter, added
  * at the program's single exit: RX is the sum of the others.
