@@ -165,7 +165,7 @@ function checkBuffer(v: unknown, what: string, sc: string): Buffer {
 /** Where `make native` puts the addon. */
 export const ADDON_PATH = resolve(import.meta.dirname, '../../../native/build/Release/xlb_native.node');
 /** Where `make bpf` puts the object compiled from bpf/NAME.bpf.c. */
-export const bpfObjectPath = (name: 'xlb' | 'baseline' | 'xlb_gen'): string =>
+export const bpfObjectPath = (name: 'xlb' | 'baseline' | 'xlb_gen' | 'xlb_decap'): string =>
   resolve(import.meta.dirname, '../../../build/bpf', `${name}.bpf.o`);
 
 let addon: NativeAddon | undefined;

@@ -33,12 +33,8 @@ import {
 import { addrBytes, addrText, familyOf, type Family } from './net.ts';
 import { checkIfname, ifindexByName } from '../../net/link.ts';
 
-/**
- * Where `make bpf` puts the program. bpfObjectPath's list of names does not have 'xlb_decap' yet
- * (src/datapath/bpf/index.ts belongs to the lead; the change is requested): the path is still
- * made there, in one place.
- */
-export const DECAP_OBJECT = bpfObjectPath('xlb_decap' as Parameters<typeof bpfObjectPath>[0]);
+/** Where `make bpf` puts the program. */
+export const DECAP_OBJECT = bpfObjectPath('xlb_decap');
 export const DECAP_PROGRAM = 'xlb_decap';
 export const BPFFS = '/sys/fs/bpf';
 export const DECAP_PIN_ROOT = `${BPFFS}/xlb/decap`;
