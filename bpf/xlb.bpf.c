@@ -2,8 +2,10 @@
 /*
  * xlb.bpf.c - the XDP forwarder of xlb: a layer-4 load balancer for virtual
  * services (VIP, port, protocol), forwarding to real servers by direct
- * routing (DR: Ethernet rewrite) or IP-in-IP tunnelling (TUN), scheduled by
- * Maglev consistent hashing and kept on their real by a connection table.
+ * routing (DR: Ethernet rewrite), IP-in-IP tunnelling (TUN), NAT (IPVS
+ * "masquerade": destination rewritten, replies translated back) or full-NAT
+ * (source rewritten too), scheduled by Maglev consistent hashing and kept on
+ * their real by a connection table.
  *
  * Maps (their names are the interface to the control plane,
  * src/datapath/xdp/forwarder.ts; layouts in include/xlb_abi.h):
@@ -12,6 +14,7 @@
  *   config         ARRAY  1 entry, struct xlb_config                     (here)
  *   maglev_tables  ARRAY_OF_MAPS, service id -> ARRAY slot -> real id    (lib/maglev.h)
  *   conntrack      LRU_HASH per-CPU lists, xlb_flow_key -> xlb_flow      (lib/ct.h)
+ *   nat            LRU_HASH, xlb_flow_key (reply direction) -> xlb_nat    (lib/nat.h)
  *   service_stats, real_stats, global_stats   PERCPU_ARRAY              (lib/stats.h)
  * Load-time setting: maglev_size (lib/maglev.h).
  *
@@ -37,11 +40,28 @@
  *     instead of x2.2 (target x4). Consequence: a service whose marker is
  *     missing is not served; the control plane writes the marker with every
  *     service and deletes it with the last service of the address.
+ * 3b. Not a VIP, but NAT in use (config.nat_flags & XLB_CFG_F_NAT, which the
+ *     control plane sets while a NAT or full-NAT real exists; one array
+ *     lookup, inlined by the verifier, is all it costs otherwise): a TCP or
+ *     UDP packet that is no fragment may be a real's reply. Only its ports
+ *     are read, then the NAT state is looked up by {saddr, daddr, sport,
+ *     dport, proto, family} (xlb_nat_reply). No entry, or an expired one
+ *     (NAT_EXPIRED): PASS_NON_SERVICE, unchanged. A live entry: the transport
+ *     header is checked (as in step 4), the source becomes the VIP and its
+ *     port (full-NAT: the destination the client and its port too), the
+ *     checksums are updated incrementally, the Ethernet addresses become those
+ *     of the client's frame reversed (return to the sender's MAC: no route
+ *     lookup), a FIN or RST moves the entry to the short timeout; NAT_REPLY,
+ *     and TX when the client's frames came in on this interface, else
+ *     REDIRECT to theirs. A translated reply is never passed: its source is
+ *     the balancer's own address, a martian to the kernel. Fragments of
+ *     replies and ICMP errors from reals are passed.
  *  4. By protocol, for a VIP address:
  *     - TCP/UDP, not a fragment: the service {daddr, dport, proto}, else the
  *       all-ports service {daddr, 0, proto}; neither: PASS_NON_SERVICE.
  *       Only for a service is the transport header checked: TCP 20 bytes
- *       (DROP_TRUNCATED), data offset >= 5 (DROP_MALFORMED); UDP 8 bytes
+ *       (DROP_TRUNCATED), data offset >= 5 (DROP_MALFORMED), its flags read
+ *       (SYN without ACK; FIN or RST, for NAT); UDP 8 bytes
  *       (DROP_TRUNCATED). Fewer than the 4 port bytes: only an all-ports
  *       service can be meant; dropped as truncated if one exists, else passed.
  *     - TCP/UDP fragments (IPv4 MF or offset != 0; IPv6 fragment header
@@ -55,7 +75,8 @@
  *       DROP_MALFORMED) and, when the quoted flow belongs to a service,
  *       steered to that flow's real unchanged but for the forwarding method
  *       (ICMP_FWD). Echo, other types, errors about other protocols or no
- *       service: PASS_LOCAL.
+ *       service: PASS_LOCAL. An error whose flow's real is a NAT or full-NAT
+ *       one is not translated: PASS_LOCAL.
  *     - any other protocol, and fragments of protocols that are not balanced
  *       (fragmented ICMP, GRE, ...): PASS_LOCAL (the local stack owns the
  *       VIP address; only balanced protocols' fragments are dropped).
@@ -71,7 +92,8 @@
  *     The TUN outer-source hash is the 5-tuple hash, or the address hash for
  *     all-ports services and fragments; it is computed only when the tunnel
  *     spreads over > 0 bits and no scheduling hash of the same kind exists.
- *     Connection table (not for XLB_SVC_F_OPS services, not for fragments):
+ *     Connection table (not for XLB_SVC_F_OPS services, not for fragments),
+ *     whose entries also hold a full-NAT flow's source port:
  *     - TCP SYN without ACK: no lookup; scheduled, entry written (a new
  *       connection; a retransmitted SYN is scheduled again). Counted as a
  *       CT_MISS: the ABI defines the counter as "scheduled by Maglev", and a
@@ -88,9 +110,30 @@
  *  7. Forwarding by the real's method: DR rewrites the Ethernet addresses;
  *     TUN needs the real's family to be the packet's (else DROP_ENCAP) and
  *     inserts an outer header (lib/encap.h); unknown method: DROP_ENCAP.
+ *     NAT and full-NAT (xlb_nat_forward; fragments and another family:
+ *     DROP_NAT) first make sure the flow has live NAT state, keyed by what
+ *     the real will send back:
+ *     - NAT: the key is {real, client, real port, client port}. A live entry
+ *       of this flow is refreshed (FIN/RST: short timeout); otherwise (none,
+ *       evicted, expired: NAT_EXPIRED, or a TCP SYN: a new connection) it is
+ *       written with the VIP, the client, the client frame's MACs and ingress
+ *       interface (NAT_CREATED).
+ *     - full-NAT: the key is {real, full-NAT address, real port, our port};
+ *       no full-NAT address configured: DROP_NAT. The port the connection
+ *       table holds is kept while its entry is the flow's (or recreated when
+ *       it was lost); else up to XLB_NAT_PORT_TRIES candidates derived from
+ *       the 5-tuple hash, in an order fixed per flow, are tried: free
+ *       (claimed with BPF_NOEXIST), expired (taken over) or the flow's own
+ *       (a retransmitted SYN, a flow the table forgot) is taken; all in use
+ *       by live flows: DROP_NAT_NO_PORT.
+ *     Then destination := real:port (the real's port, or the packet's when
+ *     0), full-NAT also source := full-NAT address:port, checksums updated
+ *     incrementally (RFC 1624; UDP checksum 0 stays 0), TTL untouched as in
+ *     DR, then DR's Ethernet rewrite.
  *     Then XDP_TX when the real's ifindex is 0 or the ingress interface (TX),
  *     else bpf_redirect to it (REDIRECT).
- *  8. Accounting, only for a forwarded packet: the connection-table write,
+ *  8. Accounting, only for a forwarded packet: the connection-table write
+ *     (also when a full-NAT flow's port changed),
  *     service_stats[service] and real_stats[real] += 1 packet, the frame
  *     length as received in bytes, and 1 conn when an entry was created or
  *     rewritten. A packet dropped after scheduling (DROP_ENCAP) leaves no
@@ -101,7 +144,12 @@
  * Besides: a whole TCP/UDP packet of a service without XLB_SVC_F_OPS counts
  * one of CT_HIT/CT_MISS/CT_STALE when the table is consulted (even if it is
  * dropped afterwards); a forwarded fragment FRAGMENT_FWD, a forwarded ICMP
- * error ICMP_FWD.
+ * error ICMP_FWD; a translated reply NAT_REPLY; NAT state written
+ * NAT_CREATED, and NAT_EXPIRED once for each expired entry met.
+ *
+ * The NAT steps are global functions (xlb_nat_forward, xlb_nat_reply): the
+ * verifier checks each once, on its own; inlined, every path into them
+ * multiplied their branches past its budget of 1M instructions.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -118,6 +166,7 @@
 #include "lib/encap.h"
 #include "lib/maglev.h"
 #include "lib/ct.h"
+#include "lib/nat.h"
 #include "lib/stats.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -173,13 +222,16 @@ const volatile struct xlb_btf_anchor {
 struct xlb_pkt {
 	struct xlb_flow_key key;  /* the forward flow (client -> VIP); for ICMP, the quoted one reversed */
 	void *l3;                 /* the (outer) IP header: what TUN encapsulates */
-	__u32 l2len;              /* 14, or 18 with a VLAN tag */
+	__u32 l2len;              /* 14, or 18 with a VLAN tag (first in its 8-byte stack slot: the
+				   * verifier keeps a spilled constant only there, and TUN needs it) */
 	__u32 len;                /* frame length as received */
+	__u32 l4_off;             /* KIND_FLOW: offset of the TCP/UDP header, checked (what NAT rewrites) */
 	__u32 svc_id;
 	__u32 svc_flags;
 	__u8  kind;               /* XLB_KIND_* */
 	__u8  all_ports;          /* the service matched is an all-ports one */
 	__u8  syn_only;           /* TCP SYN without ACK */
+	__u8  closing;            /* TCP FIN or RST */
 };
 
 /* A verdict and the global counter that says why: the counter is added once,
@@ -210,6 +262,169 @@ static __always_inline struct xlb_real *xlb_real_get(__u32 real_id)
 	return r;
 }
 
+/* Offsets passed to the global functions are bounded by this (a single-buffer
+ * XDP frame fits in a page); the verifier needs a bound well below 64 KiB. */
+#define XLB_MAX_L4_OFF 4096
+
+/* What the NAT step needs from the balancing path (on the caller's stack). */
+struct xlb_nat_req {
+	struct xlb_flow_key key;  /* the forward flow (client -> VIP) */
+	__u32 l3_off;             /* offset of the IP header in the frame: 14, or 18 with a tag */
+	__u32 l4_off;             /* offset of the TCP/UDP header, checked by the parser */
+	__u32 hash;               /* the flow's 5-tuple hash, when has_hash */
+	__u16 nat_port;           /* in: the connection table's full-NAT port (0: none); out: the port used */
+	__u8  has_hash;
+	__u8  syn_only;           /* TCP SYN without ACK: the state starts afresh */
+	__u8  closing;            /* TCP FIN or RST */
+	__u8  pad[3];
+};
+
+/* The reply key's full-NAT port: one from the table that is still the flow's (or
+ * free again), else the first of the flow's candidates that is free, expired or
+ * the flow's own. Writes the state; returns the port, 0 if none is left. */
+static __always_inline __be16 xlb_nat_port(struct xlb_nat_req *req, struct xlb_flow_key *rk, struct xlb_nat *v,
+					   const struct xlb_config *cfg, __u64 now)
+{
+	__u8 proto = req->key.proto;
+	struct xlb_nat *n;
+	__u32 hash;
+
+	if (req->nat_port) {
+		rk->dport = req->nat_port;
+		n = bpf_map_lookup_elem(&nat, rk);
+		if (n && xlb_nat_live(n, cfg, proto, now)) {
+			if (xlb_nat_is_flow(n, &req->key)) {
+				if (!req->syn_only) {
+					xlb_nat_touch(n, req->closing, now);
+				} else if (!bpf_map_update_elem(&nat, rk, v, BPF_ANY)) {
+					xlb_count(XLB_CNT_NAT_CREATED);
+				}
+				return rk->dport;
+			}
+			/* another flow has taken the port since: choose again */
+		} else {
+			/* evicted or expired: recreated with the same port */
+			if (n)
+				xlb_count(XLB_CNT_NAT_EXPIRED);
+			if (!bpf_map_update_elem(&nat, rk, v, n ? BPF_ANY : BPF_NOEXIST)) {
+				xlb_count(XLB_CNT_NAT_CREATED);
+				return rk->dport;
+			}
+		}
+	}
+	/* Candidates in a fixed order for the flow, so that a retransmitted SYN, or
+	 * a flow whose table entry was evicted, finds its own port again: free
+	 * (claimed with NOEXIST, so two CPUs cannot both claim it), expired (taken
+	 * over), or the flow's own. */
+	hash = req->has_hash ? req->hash : xlb_flow_hash(&req->key, XLB_HASH_5TUPLE);
+#pragma clang loop unroll(disable)
+	for (__u32 i = 0; i < XLB_NAT_PORT_TRIES; i++) {
+		rk->dport = bpf_htons(xlb_nat_port_candidate(hash, i));
+		n = bpf_map_lookup_elem(&nat, rk);
+		if (n && xlb_nat_live(n, cfg, proto, now)) {
+			if (!xlb_nat_is_flow(n, &req->key))
+				continue;
+			if (!req->syn_only)
+				xlb_nat_touch(n, req->closing, now);
+			else if (!bpf_map_update_elem(&nat, rk, v, BPF_ANY))
+				xlb_count(XLB_CNT_NAT_CREATED);
+			return rk->dport;
+		}
+		if (n)
+			xlb_count(XLB_CNT_NAT_EXPIRED);
+		if (!bpf_map_update_elem(&nat, rk, v, n ? BPF_ANY : BPF_NOEXIST)) {
+			xlb_count(XLB_CNT_NAT_CREATED);
+			return rk->dport;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Step 7 for a NAT or full-NAT real: the NAT state, then the rewrite of the
+ * addresses and ports toward the real (the caller rewrites the MACs).
+ * Returns 0, or the counter of the drop.
+ *
+ * A global function: the verifier checks it once, on its own, instead of once
+ * for every path that reaches it (inlined, the program's paths multiplied by
+ * its branches exceeded the verifier's budget). So it takes offsets, not
+ * packet pointers, and checks the frame again itself.
+ */
+__noinline int xlb_nat_forward(struct xdp_md *ctx, struct xlb_nat_req *req, const struct xlb_real *real)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct xlb_flow_key rk = {};
+	struct xlb_config *cfg;
+	struct xlb_nat *n, v;
+	__be16 rport, lport;
+	__u32 zero = 0, l3_off, l4_off;
+	int v6, full;
+	__u8 proto;
+	__u64 now;
+
+	if (!req || !real || real->family != req->key.family)
+		return XLB_CNT_DROP_NAT;
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg)
+		return XLB_CNT_DROP_NAT;
+	/* read once: the bounds the verifier learns are those of the values used */
+	l3_off = req->l3_off;
+	l4_off = req->l4_off;
+	if (data + sizeof(struct ethhdr) > data_end || l3_off > 18 || l4_off > XLB_MAX_L4_OFF)
+		return XLB_CNT_DROP_TRUNCATED; /* the parser checked them; for the verifier */
+	v6 = req->key.family == XLB_AF_INET6;
+	full = real->method == XLB_METHOD_FULLNAT;
+	proto = req->key.proto;
+
+	rport = real->port ? real->port : req->key.dport;
+	__builtin_memcpy(rk.saddr, real->addr, 16);
+	rk.sport = rport;
+	rk.proto = proto;
+	rk.family = req->key.family;
+	now = bpf_ktime_get_coarse_ns();
+	/* what is written when the state is new, lost or expired, or on a SYN */
+	xlb_nat_entry(&v, &req->key, data, ctx->ingress_ifindex,
+		      (full ? XLB_NAT_F_FULL : 0) | (req->closing ? XLB_NAT_F_CLOSING : 0), now);
+
+	if (!full) {
+		/* NAT: the reply key follows from the flow and the real */
+		__builtin_memcpy(rk.daddr, req->key.saddr, 16);
+		rk.dport = req->key.sport;
+		lport = req->key.sport;
+		n = bpf_map_lookup_elem(&nat, &rk);
+		if (n && !req->syn_only && xlb_nat_live(n, cfg, proto, now) && xlb_nat_is_flow(n, &req->key)) {
+			xlb_nat_touch(n, req->closing, now);
+		} else {
+			/* new (a SYN starts afresh), evicted, expired, or another VIP's flow from
+			 * the same client port to the same real: (re)written, the latest wins */
+			if (n && !xlb_nat_live(n, cfg, proto, now))
+				xlb_count(XLB_CNT_NAT_EXPIRED);
+			if (!bpf_map_update_elem(&nat, &rk, &v, BPF_ANY))
+				xlb_count(XLB_CNT_NAT_CREATED);
+		}
+		req->nat_port = 0;
+	} else {
+		/* full-NAT: the source is ours, the port the table's or a free one */
+		if (v6)
+			__builtin_memcpy(rk.daddr, cfg->nat_src6, 16);
+		else
+			__builtin_memcpy(rk.daddr, cfg->nat_src4, 4);
+		if (xlb_addr_is_zero(rk.daddr)) /* none configured (the control plane refuses such reals) */
+			return XLB_CNT_DROP_NAT;
+		lport = xlb_nat_port(req, &rk, &v, cfg, now);
+		if (!lport)
+			return XLB_CNT_DROP_NAT_NO_PORT;
+		req->nat_port = lport;
+	}
+
+	/* the packet: destination := real:rport; full-NAT: source := ours:lport */
+	if (xlb_nat_rewrite(data + l3_off, data + l4_off, data_end, v6, proto,
+			    full ? rk.daddr : req->key.saddr, lport, real->addr, rport))
+		return XLB_CNT_DROP_TRUNCATED;
+	return 0;
+}
+
 /*
  * Steps 6-8 of the header comment: choose the real, rewrite the frame toward
  * it, account, return the verdict.
@@ -218,6 +433,7 @@ static __always_inline int xlb_balance(struct xdp_md *ctx, struct xlb_pkt *p, __
 {
 	int hashed_kind = -1, tun_kind, sched_kind;
 	int use_ct, store = 0, ret;
+	__be16 ct_port = 0, nat_port = 0;
 	struct xlb_real *real = NULL;
 	struct xlb_config *cfg;
 	__u32 real_id = XLB_ID_NONE;
@@ -240,8 +456,10 @@ static __always_inline int xlb_balance(struct xdp_md *ctx, struct xlb_pkt *p, __
 				if (f->service_id == p->svc_id) {
 					real_id = f->real_id;
 					real = xlb_real_get(real_id);
-					if (real)
+					if (real) {
 						counter = XLB_CNT_CT_HIT;
+						ct_port = f->nat_port;
+					}
 				}
 			}
 		}
@@ -285,13 +503,42 @@ static __always_inline int xlb_balance(struct xdp_md *ctx, struct xlb_pkt *p, __
 			ret = xlb_encap6(ctx, p->l3, p->l2len, real, cfg, hash);
 		if (ret)
 			return xlb_verdict(cnt, XLB_CNT_DROP_ENCAP, XDP_DROP);
+	} else if (real->method == XLB_METHOD_NAT || real->method == XLB_METHOD_FULLNAT) {
+		void *data = (void *)(long)ctx->data;
+		void *data_end = (void *)(long)ctx->data_end;
+		__u32 drop;
+
+		if (p->kind == XLB_KIND_ICMP)
+			return xlb_verdict(cnt, XLB_CNT_PASS_LOCAL, XDP_PASS);
+		struct xlb_nat_req req = {
+			.key = p->key,
+			.l3_off = p->l2len,
+			.l4_off = p->l4_off,
+			.hash = hash,
+			.nat_port = ct_port,
+			.has_hash = hashed_kind == XLB_HASH_5TUPLE,
+			.syn_only = p->syn_only,
+			.closing = p->closing,
+		};
+
+		if (p->kind != XLB_KIND_FLOW) /* fragments: no ports to translate */
+			return xlb_verdict(cnt, XLB_CNT_DROP_NAT, XDP_DROP);
+		drop = xlb_nat_forward(ctx, &req, real);
+		if (drop)
+			return xlb_verdict(cnt, drop, XDP_DROP);
+		nat_port = req.nat_port;
+		data = (void *)(long)ctx->data;
+		data_end = (void *)(long)ctx->data_end;
+		if (data + sizeof(struct ethhdr) > data_end) /* for the verifier */
+			return xlb_verdict(cnt, XLB_CNT_DROP_TRUNCATED, XDP_DROP);
+		xlb_set_macs(data, real);
 	} else {
 		return xlb_verdict(cnt, XLB_CNT_DROP_ENCAP, XDP_DROP);
 	}
 
-	/* accounting */
-	if (store)
-		xlb_ct_store(&p->key, real_id, p->svc_id);
+	/* accounting; a full-NAT flow whose port changed is written again */
+	if (store || (use_ct && p->kind == XLB_KIND_FLOW && nat_port != ct_port))
+		xlb_ct_store(&p->key, real_id, p->svc_id, nat_port);
 	if (p->kind == XLB_KIND_FRAG)
 		xlb_count(XLB_CNT_FRAGMENT_FWD);
 	else if (p->kind == XLB_KIND_ICMP)
@@ -303,6 +550,94 @@ static __always_inline int xlb_balance(struct xdp_md *ctx, struct xlb_pkt *p, __
 		return xlb_verdict(cnt, XLB_CNT_TX, XDP_TX);
 	*cnt = XLB_CNT_REDIRECT;
 	return bpf_redirect(real->ifindex, 0);
+}
+
+/* A verdict and its counter in one int, for global functions: (counter << 8) | action. */
+#define XLB_PACK(counter, action) ((int)(((counter) << 8) | (action)))
+
+/*
+ * Step 3b: a TCP/UDP packet (not a fragment) for an address that is no VIP,
+ * while NAT is in use: is it a real's reply to a NAT or full-NAT flow? Its
+ * {saddr, daddr, sport, dport, proto, family} is the key of the NAT state. No
+ * live entry: not ours (PASS_NON_SERVICE, plus NAT_EXPIRED for an expired one).
+ * A live entry: the transport header is checked as a service's would be, the
+ * source becomes the VIP and its port (full-NAT: the destination the client
+ * and its port), the Ethernet addresses those the client's frames came with,
+ * reversed, and the frame goes back out where the client's came in (TX) or is
+ * redirected there (REDIRECT). Never passed once translated: its source is a
+ * local address of ours, which the kernel would drop as a martian.
+ * l3_off, l4_off: where the IP and transport headers are; family: XLB_AF_*.
+ * (64-bit arguments: the verifier knows nothing of a global function's
+ * arguments, and a 32-bit one is bounds-checked zero-extended in one register
+ * while another, unchecked, is used.)
+ * Returns XLB_PACK(counter, action). Global, like xlb_nat_forward.
+ */
+__noinline int xlb_nat_reply(struct xdp_md *ctx, __u64 l3_off, __u64 l4_off, __u64 family, __u64 proto)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct xlb_flow_key rk = {};
+	struct xlb_cursor c;
+	struct xlb_config *cfg;
+	struct xlb_nat *n;
+	__u8 tcp_flags = 0;
+	__u32 zero = 0;
+	void *l3;
+	__u64 now;
+	int rc, full;
+
+	if (l3_off > 18 || l4_off > XLB_MAX_L4_OFF)
+		return XLB_PACK(XLB_CNT_DROP_TRUNCATED, XDP_DROP); /* checked by the caller; for the verifier */
+	l3 = data + l3_off;
+	c.pos = data + l4_off;
+	c.end = data_end;
+	if (xlb_parse_ports(&c, &rk.sport, &rk.dport))
+		return XLB_PACK(XLB_CNT_PASS_NON_SERVICE, XDP_PASS);
+	if (family == XLB_AF_INET6) {
+		struct ipv6hdr *ip6 = l3;
+
+		if ((void *)(ip6 + 1) > data_end)
+			return XLB_PACK(XLB_CNT_DROP_TRUNCATED, XDP_DROP);
+		__builtin_memcpy(rk.saddr, &ip6->saddr, 16);
+		__builtin_memcpy(rk.daddr, &ip6->daddr, 16);
+	} else {
+		struct iphdr *ip4 = l3;
+
+		if ((void *)(ip4 + 1) > data_end)
+			return XLB_PACK(XLB_CNT_DROP_TRUNCATED, XDP_DROP);
+		__builtin_memcpy(rk.saddr, &ip4->saddr, 4);
+		__builtin_memcpy(rk.daddr, &ip4->daddr, 4);
+	}
+	rk.proto = proto;
+	rk.family = family;
+	n = bpf_map_lookup_elem(&nat, &rk);
+	if (!n)
+		return XLB_PACK(XLB_CNT_PASS_NON_SERVICE, XDP_PASS);
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg)
+		return XLB_PACK(XLB_CNT_PASS_NON_SERVICE, XDP_PASS);
+	now = bpf_ktime_get_coarse_ns();
+	if (!xlb_nat_live(n, cfg, proto, now)) {
+		xlb_count(XLB_CNT_NAT_EXPIRED);
+		return XLB_PACK(XLB_CNT_PASS_NON_SERVICE, XDP_PASS);
+	}
+
+	/* ours: the transport header must be sound */
+	rc = proto == IPPROTO_TCP ? xlb_check_tcp(&c, &tcp_flags) : xlb_check_udp(&c);
+	if (rc)
+		return XLB_PACK(rc == XLB_P_BAD ? XLB_CNT_DROP_MALFORMED : XLB_CNT_DROP_TRUNCATED, XDP_DROP);
+	full = n->flags & XLB_NAT_F_FULL;
+	if (xlb_nat_rewrite(l3, c.pos, data_end, family == XLB_AF_INET6, proto, n->vaddr, n->vport,
+			    full ? n->caddr : rk.daddr, full ? n->cport : rk.dport))
+		return XLB_PACK(XLB_CNT_DROP_TRUNCATED, XDP_DROP);
+	xlb_nat_touch(n, (tcp_flags & (XLB_TCP_FIN | XLB_TCP_RST)) != 0, now);
+	if (data + sizeof(struct ethhdr) > data_end)
+		return XLB_PACK(XLB_CNT_DROP_TRUNCATED, XDP_DROP);
+	__builtin_memcpy(data, n->dmac, 2 * ETH_ALEN);
+	xlb_count(XLB_CNT_NAT_REPLY);
+	if (n->ifindex == ctx->ingress_ifindex)
+		return XLB_PACK(XLB_CNT_TX, XDP_TX);
+	return XLB_PACK(XLB_CNT_REDIRECT, bpf_redirect(n->ifindex, 0));
 }
 
 /* Look up {addr, port, proto}, then {addr, 0, proto}; *all_ports says which
@@ -369,11 +704,23 @@ static __always_inline int xlb_handle(struct xdp_md *ctx, __u32 *cnt)
 
 	/* 3. a VIP? The address marker {daddr, 0, 0, family}: the one lookup
 	 * that traffic which is not ours pays */
-	if (!bpf_map_lookup_elem(&services, &vk))
+	if (!bpf_map_lookup_elem(&services, &vk)) {
+		/* 3b. not a VIP: while NAT is in use, perhaps a reply to translate */
+		__u32 zero = 0;
+		struct xlb_config *cfg = bpf_map_lookup_elem(&config, &zero);
+
+		if (cfg && (cfg->nat_flags & XLB_CFG_F_NAT) && !frag && (proto == IPPROTO_TCP || proto == IPPROTO_UDP)) {
+			rc = xlb_nat_reply(ctx, p.l2len, (long)c.pos - (long)data, vk.family, proto);
+			*cnt = (__u32)rc >> 8;
+			return rc & 0xff;
+		}
 		return xlb_verdict(cnt, XLB_CNT_PASS_NON_SERVICE, XDP_PASS);
+	}
 	__builtin_memset(&p.key, 0, sizeof(p.key));
 	p.all_ports = 0;
 	p.syn_only = 0;
+	p.closing = 0;
+	p.l4_off = 0;
 
 	/* 4. by protocol */
 	if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
@@ -396,11 +743,13 @@ static __always_inline int xlb_handle(struct xdp_md *ctx, __u32 *cnt)
 			if (!svc)
 				return xlb_verdict(cnt, XLB_CNT_PASS_NON_SERVICE, XDP_PASS);
 			/* a service's packet: its transport header must be sound */
+			p.l4_off = (long)c.pos - (long)data;
 			if (proto == IPPROTO_TCP) {
-				int syn_only = 0;
+				__u8 tcp_flags = 0;
 
-				rc = xlb_check_tcp(&c, &syn_only);
-				p.syn_only = syn_only;
+				rc = xlb_check_tcp(&c, &tcp_flags);
+				p.syn_only = xlb_tcp_syn_only(tcp_flags);
+				p.closing = (tcp_flags & (XLB_TCP_FIN | XLB_TCP_RST)) != 0;
 			} else {
 				rc = xlb_check_udp(&c);
 			}

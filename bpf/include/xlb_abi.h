@@ -22,6 +22,7 @@
 #define XLB_MAX_REALS           131072    /* reals map and real stats, indexed by real id */
 #define XLB_MAGLEV_SIZE_DEFAULT 65537     /* slots per service table; must be prime */
 #define XLB_CT_SIZE_DEFAULT     1048576   /* connection table entries */
+#define XLB_NAT_SIZE_DEFAULT    1048576   /* NAT state entries (one per NAT or full-NAT connection) */
 
 /* Service and real ids are indices; 0 is never allocated so that an all-zero
  * map value means "nothing here". */
@@ -37,6 +38,8 @@ enum xlb_family {
 enum xlb_method {
 	XLB_METHOD_DR  = 1, /* rewrite Ethernet addresses toward the real */
 	XLB_METHOD_TUN = 2, /* IP-in-IP (4in4, 6in6) toward the real */
+	XLB_METHOD_NAT = 3, /* masquerade: destination := real:port; replies translated back */
+	XLB_METHOD_FULLNAT = 4, /* NAT, and source := a full-NAT address and a port of ours */
 };
 
 /* ---- virtual service key: {address, port, protocol}; port 0 = all ports ---- */
@@ -60,13 +63,15 @@ struct xlb_service {
 #define XLB_REAL_F_ACTIVE (1U << 0) /* entry in use; cleared when the real is removed */
 
 struct xlb_real {
-	__u8  addr[16];  /* real's address: TUN outer destination */
+	__u8  addr[16];  /* real's address: TUN outer destination, NAT new destination */
 	__u8  dmac[6];   /* next hop MAC (the real itself for DR) */
 	__u8  smac[6];   /* source MAC for the egress interface */
 	__u32 ifindex;   /* egress interface; 0 = back out of the ingress (XDP_TX) */
 	__u8  family;    /* enum xlb_family of addr */
 	__u8  method;    /* enum xlb_method */
 	__u16 flags;     /* XLB_REAL_F_* */
+	__u16 port;      /* NAT, full-NAT: the real's port, network order; 0 = the packet's (VIP's) port */
+	__u8  pad[2];
 };
 
 /* ---- connection table (LRU hash, per-CPU LRU lists) ---- */
@@ -83,6 +88,40 @@ struct xlb_flow_key {
 struct xlb_flow {
 	__u32 real_id;
 	__u32 service_id;
+	__u16 nat_port;  /* full-NAT: the source port chosen for the flow, network order; else 0 */
+	__u8  pad[2];
+};
+
+/* ---- NAT state (LRU hash), keyed by the reply direction ----
+ *
+ * Key: a struct xlb_flow_key of what the real sends back: {saddr = real,
+ * daddr = client (NAT) or the full-NAT address (full-NAT), sport = the real's
+ * port, dport = the client's port (NAT) or the chosen source port (full-NAT),
+ * proto, family, pad 0}. So {full-NAT address, port, real, real port, proto}
+ * is unique by construction.
+ * Value: what translates a reply back (source := vaddr:vport; full-NAT also
+ * destination := caddr:cport) and sends it to where the client's packets came
+ * from; also what identifies the forward flow (caddr, cport, vaddr, vport).
+ */
+#define XLB_NAT_F_FULL    (1U << 0) /* full-NAT: the reply's destination is rewritten too */
+#define XLB_NAT_F_CLOSING (1U << 1) /* TCP FIN or RST seen (either way): the short timeout applies */
+
+/* full-NAT source ports: chosen in [MIN, MAX], at most TRIES candidates per new flow */
+#define XLB_NAT_PORT_MIN   1024
+#define XLB_NAT_PORT_MAX   65535
+#define XLB_NAT_PORT_TRIES 8
+
+struct xlb_nat {
+	__u64 last;      /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) of the last refresh */
+	__u8  vaddr[16]; /* the VIP */
+	__u8  caddr[16]; /* the client */
+	__u16 vport;     /* network order */
+	__u16 cport;     /* network order */
+	__u8  dmac[6];   /* the reply's destination MAC: the source MAC of the client's frame */
+	__u8  smac[6];   /* the reply's source MAC: the destination MAC of the client's frame (ours) */
+	__u32 ifindex;   /* where the client's frame came in: XDP_TX there, else redirect */
+	__u16 flags;     /* XLB_NAT_F_* */
+	__u8  pad[2];
 };
 
 /* ---- statistics (per-CPU arrays; the control plane sums the CPUs) ---- */
@@ -110,6 +149,12 @@ enum xlb_counter {
 	XLB_CNT_CT_STALE,            /* hit, but the real was removed: rescheduled */
 	XLB_CNT_TX,                  /* XDP_TX */
 	XLB_CNT_REDIRECT,            /* XDP_REDIRECT */
+	XLB_CNT_DROP_NAT,            /* a NAT real cannot take it: fragment, other family, no full-NAT address */
+	XLB_CNT_DROP_NAT_NO_PORT,    /* full-NAT: every candidate source port is in use */
+	XLB_CNT_NAT_CREATED,         /* NAT state written: a new flow, or one whose state was evicted or expired */
+	XLB_CNT_NAT_EXPIRED,         /* an expired NAT entry was met (and treated as absent) */
+	XLB_CNT_NAT_REPLY,           /* a real's reply translated back and sent toward the client */
+	XLB_CNT_NAT_ICMP,            /* an ICMP error about a NAT flow translated (either direction) */
 	XLB_CNT_MAX,
 };
 
@@ -124,6 +169,18 @@ struct xlb_config {
 	__u8  tun_src6_bits;
 	__u8  tun_ttl;          /* outer TTL / hop limit; 0 means 64 */
 	__u8  pad;
+	/* full-NAT source addresses; all zero = none (the control plane refuses
+	 * full-NAT reals of that family) */
+	__u8  nat_src4[4];
+	__u8  nat_src6[16];
+	__u32 nat_flags;        /* XLB_CFG_F_* */
+	/* NAT state timeouts in seconds (the control plane writes IPVS's defaults) */
+	__u32 nat_tcp_timeout;      /* TCP */
+	__u32 nat_tcp_fin_timeout;  /* TCP after a FIN or RST */
+	__u32 nat_udp_timeout;      /* UDP */
 };
+
+/* config.nat_flags */
+#define XLB_CFG_F_NAT (1U << 0) /* a NAT or full-NAT real exists: look replies up in the NAT state */
 
 #endif /* XLB_ABI_H */

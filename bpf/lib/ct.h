@@ -6,7 +6,8 @@
  *              struct xlb_flow_key -> struct xlb_flow, XLB_CT_SIZE_DEFAULT entries
  *
  * The key is the forward-direction flow {client address, VIP, client port,
- * VIP port, protocol, family}, the padding zero. Entries are never deleted by
+ * VIP port, protocol, family}, the padding zero; the value the real, the
+ * service, and for full-NAT the source port chosen for the flow (lib/nat.h). Entries are never deleted by
  * the program: the LRU evicts the least recently used ones when the table is
  * full, and an entry whose real is no longer active is rewritten (CT_STALE).
  * Per-CPU LRU lists scale without a shared lock; a flow whose packets arrive
@@ -34,12 +35,14 @@ static __always_inline struct xlb_flow *xlb_ct_lookup(const struct xlb_flow_key 
 	return bpf_map_lookup_elem(&conntrack, key);
 }
 
-/* Create or overwrite the entry of a flow. A failure (only -ENOMEM when
+/* Create or overwrite the entry of a flow (nat_port: full-NAT's source port,
+ * network order, else 0). A failure (only -ENOMEM when
  * every LRU list is busy) is ignored: the next packet is scheduled again and,
  * while the table is unchanged, lands on the same real. */
-static __always_inline void xlb_ct_store(const struct xlb_flow_key *key, __u32 real_id, __u32 service_id)
+static __always_inline void xlb_ct_store(const struct xlb_flow_key *key, __u32 real_id, __u32 service_id,
+					 __u16 nat_port)
 {
-	struct xlb_flow v = { .real_id = real_id, .service_id = service_id };
+	struct xlb_flow v = { .real_id = real_id, .service_id = service_id, .nat_port = nat_port };
 
 	bpf_map_update_elem(&conntrack, key, &v, BPF_ANY);
 }

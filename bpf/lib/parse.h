@@ -252,14 +252,20 @@ static __always_inline int xlb_parse_ports(const struct xlb_cursor *c, __be16 *s
 	return XLB_P_OK;
 }
 
+/* TCP flags: byte 13 of the header (RFC 9293) */
+#define XLB_TCP_FIN 0x01
+#define XLB_TCP_SYN 0x02
+#define XLB_TCP_RST 0x04
+#define XLB_TCP_ACK 0x10
+
 /*
- * xlb_check_tcp - a TCP header that can be balanced.
+ * xlb_check_tcp - a TCP header that can be balanced (or translated).
  *
  * Needs the fixed 20-byte header (XLB_P_TRUNC), data offset >= 5 (XLB_P_BAD).
  * Options are not parsed and need not be present in full.
- * Returns XLB_P_OK with *syn_only = 1 for SYN without ACK, else 0.
+ * Returns XLB_P_OK with *flags = the flags byte (XLB_TCP_*).
  */
-static __always_inline int xlb_check_tcp(const struct xlb_cursor *c, int *syn_only)
+static __always_inline int xlb_check_tcp(const struct xlb_cursor *c, __u8 *flags)
 {
 	struct tcphdr *th = c->pos;
 
@@ -267,8 +273,14 @@ static __always_inline int xlb_check_tcp(const struct xlb_cursor *c, int *syn_on
 		return XLB_P_TRUNC;
 	if (th->doff < 5)
 		return XLB_P_BAD;
-	*syn_only = th->syn && !th->ack;
+	*flags = ((__u8 *)th)[13];
 	return XLB_P_OK;
+}
+
+/* SYN without ACK: a new connection. */
+static __always_inline int xlb_tcp_syn_only(__u8 flags)
+{
+	return (flags & (XLB_TCP_SYN | XLB_TCP_ACK)) == XLB_TCP_SYN;
 }
 
 /*

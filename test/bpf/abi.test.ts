@@ -74,8 +74,11 @@ test('#define limits and flags in xlb_abi.h match abi.ts', () => {
   const mirrored: Record<string, number> = {
     XLB_MAX_SERVICES: abi.XLB_MAX_SERVICES, XLB_MAX_REALS: abi.XLB_MAX_REALS,
     XLB_MAGLEV_SIZE_DEFAULT: abi.XLB_MAGLEV_SIZE_DEFAULT, XLB_CT_SIZE_DEFAULT: abi.XLB_CT_SIZE_DEFAULT,
+    XLB_NAT_SIZE_DEFAULT: abi.XLB_NAT_SIZE_DEFAULT,
     XLB_ID_NONE: abi.XLB_ID_NONE, XLB_SVC_F_HASH_SRC_ONLY: abi.XLB_SVC_F_HASH_SRC_ONLY, XLB_SVC_F_OPS: abi.XLB_SVC_F_OPS,
     XLB_REAL_F_ACTIVE: abi.XLB_REAL_F_ACTIVE,
+    XLB_NAT_F_FULL: abi.XLB_NAT_F_FULL, XLB_NAT_F_CLOSING: abi.XLB_NAT_F_CLOSING, XLB_CFG_F_NAT: abi.XLB_CFG_F_NAT,
+    XLB_NAT_PORT_MIN: abi.XLB_NAT_PORT_MIN, XLB_NAT_PORT_MAX: abi.XLB_NAT_PORT_MAX, XLB_NAT_PORT_TRIES: abi.XLB_NAT_PORT_TRIES,
   };
   assert.deepEqual(Object.fromEntries(defines), mirrored);
 });

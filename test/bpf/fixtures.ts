@@ -46,7 +46,7 @@ export const NON_VIP6 = 'fd00:18::99';
 
 /** not 64, so that a program ignoring the configured TTL is caught */
 export const TUN_TTL = 37;
-export const TUN_CONFIG: TunnelConfig = { tunSrc4: '198.18.255.0', tunSrc4Bits: 0, tunSrc6: 'fd00:ff::', tunSrc6Bits: 0, tunTtl: TUN_TTL };
+export const TUN_CONFIG = { tunSrc4: '198.18.255.0', tunSrc4Bits: 0, tunSrc6: 'fd00:ff::', tunSrc6Bits: 0, tunTtl: TUN_TTL } satisfies TunnelConfig;
 
 /** lo: a redirect target that exists on every machine */
 export const LO_IFINDEX = 1;

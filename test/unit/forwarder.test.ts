@@ -9,7 +9,11 @@ import {
   BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY, type MapLike,
 } from '../../src/datapath/bpf/index.ts';
 import { XdpForwarder, type ForwarderMaps, type RealSpec, type ServiceSpec } from '../../src/datapath/xdp/forwarder.ts';
-import { XLB_CNT_MAX, XLB_REAL_F_ACTIVE, XlbConfig, XlbFlow, XlbFlowKey, XlbReal, XlbService, XlbStats, XlbVipKey, decode } from '../../src/datapath/xdp/abi.ts';
+import {
+  XLB_CFG_F_NAT, XLB_CNT_MAX, XLB_NAT_F_CLOSING, XLB_NAT_F_FULL, XLB_REAL_F_ACTIVE, XlbConfig, XlbFlow, XlbFlowKey, XlbNat, XlbReal,
+  XlbService, XlbStats, XlbVipKey, decode, encode,
+} from '../../src/datapath/xdp/abi.ts';
+import { addrBytes, macBytes, portField } from '../../src/datapath/xdp/net.ts';
 import { buildMaglevTable } from '../../src/datapath/xdp/maglev.ts';
 
 const M = 251;
@@ -32,10 +36,11 @@ function rig() {
     maglev: record('maglev', new FakeMap({ type: BPF_MAP_TYPE_HASH, keySize: 4, valueSize: 4, maxEntries: 16 })),
     reals: record('reals', new FakeMap({ type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: XlbReal.size, maxEntries: 64 })),
     conntrack: new FakeMap({ type: BPF_MAP_TYPE_LRU_HASH, keySize: XlbFlowKey.size, valueSize: XlbFlow.size, maxEntries: 64 }),
+    nat: new FakeMap({ type: BPF_MAP_TYPE_LRU_HASH, keySize: XlbFlowKey.size, valueSize: XlbNat.size, maxEntries: 64 }),
     serviceStats: new FakeMap({ type: BPF_MAP_TYPE_PERCPU_ARRAY, keySize: 4, valueSize: XlbStats.size, maxEntries: 16, cpus: 2 }),
     realStats: new FakeMap({ type: BPF_MAP_TYPE_PERCPU_ARRAY, keySize: 4, valueSize: XlbStats.size, maxEntries: 64, cpus: 2 }),
     globalStats: new FakeMap({ type: BPF_MAP_TYPE_PERCPU_ARRAY, keySize: 4, valueSize: 8, maxEntries: XLB_CNT_MAX, cpus: 2 }),
-    config: new FakeMap({ type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: XlbConfig.size, maxEntries: 1 }),
+    config: record('config', new FakeMap({ type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: XlbConfig.size, maxEntries: 1 })),
   };
   const tables = new Map<number, MapLike>();
   let nextFd = 1000;
@@ -149,4 +154,120 @@ test('statistics are summed over CPUs', () => {
   maps.realStats.updatePerCpu(id, [one, one]);
   assert.deepEqual(fw.realStats(svc, '198.18.1.1'), { packets: 6n, bytes: 600n, conns: 2n });
   assert.equal(fw.counters().rx, 0n);
+});
+
+// ---------------------------------------------------------------- NAT and full-NAT
+
+const u32 = (n: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(n); return b; };
+const configOf = (maps: ForwarderMaps) => decode(XlbConfig, maps.config.lookup(u32(0))!);
+const nat = (n: number, port?: number): RealSpec => ({ ...r(n), method: 'nat', ...(port === undefined ? {} : { port }) });
+const fullnat = (n: number, port?: number): RealSpec => ({ ...r(n), method: 'fullnat', ...(port === undefined ? {} : { port }) });
+
+test('config: absent fields take their defaults; NAT addresses, timeouts and the flag are encoded', () => {
+  const { fw, maps } = rig();
+  fw.setConfig({});
+  let c = configOf(maps);
+  assert.deepEqual([c.tun_src4, c.tun_src6, c.tun_src4_bits, c.tun_src6_bits, c.tun_ttl].map((v) => (Buffer.isBuffer(v) ? v.toString('hex') : v)),
+    ['00000000', '0'.repeat(32), 0, 0, 64]);
+  assert.deepEqual([c.nat_src4, c.nat_src6].map((v) => (v as Buffer).toString('hex')), ['00000000', '0'.repeat(32)]);
+  assert.deepEqual([c.nat_tcp_timeout, c.nat_tcp_fin_timeout, c.nat_udp_timeout, c.nat_flags], [900, 120, 300, 0]);
+  fw.setConfig({ natSrc4: '198.18.254.1', natSrc6: 'fd00:18:254::1', natTimeouts: { tcp: 3600, udp: 30 }, tunTtl: 9 });
+  c = configOf(maps);
+  assert.equal((c.nat_src4 as Buffer).toString('hex'), 'c612fe01');
+  assert.equal((c.nat_src6 as Buffer).toString('hex'), 'fd000018025400000000000000000001');
+  assert.deepEqual([c.nat_tcp_timeout, c.nat_tcp_fin_timeout, c.nat_udp_timeout, c.tun_ttl], [3600, 120, 30, 9]);
+});
+
+test('the NAT flag: set before the first NAT real is written, kept by setConfig, cleared after the last one goes', () => {
+  const { fw, maps, log } = rig();
+  fw.setConfig({ natSrc4: '198.18.254.1' });
+  fw.setService(svc, [r(1)]);
+  assert.equal(configOf(maps).nat_flags, 0, 'DR only: no flag');
+  assert.equal(fw.natEnabled, false);
+  const nsvc: ServiceSpec = { ...svc, port: 81 };
+  log.length = 0;
+  fw.setService(nsvc, [nat(2, 8080), fullnat(3)]);
+  assert.equal(configOf(maps).nat_flags, XLB_CFG_F_NAT);
+  assert.equal(log[0], 'config.update 0', `flag first: ${log.join(', ')}`);
+  fw.setConfig({ natSrc4: '198.18.254.2' });
+  assert.equal(configOf(maps).nat_flags, XLB_CFG_F_NAT, 'setConfig keeps the flag');
+  fw.setService(nsvc, [nat(2, 8080)]);
+  assert.equal(configOf(maps).nat_flags, XLB_CFG_F_NAT, 'a NAT real is left');
+  log.length = 0;
+  fw.setService(nsvc, [r(2)]);
+  assert.equal(configOf(maps).nat_flags, 0, 'no NAT real left');
+  assert.equal(log.at(-1), 'config.update 0', `flag cleared last: ${log.join(', ')}`);
+  fw.setService(nsvc, [nat(2)]);
+  assert.equal(fw.natEnabled, true);
+  log.length = 0;
+  fw.removeService(nsvc);
+  assert.equal(configOf(maps).nat_flags, 0, 'cleared when the service goes');
+  assert.equal(log.at(-1), 'config.update 0');
+});
+
+test('NAT reals: the port is in the entry (network order), 0 = the service\'s; DR keeps the service\'s port', () => {
+  const { fw, real } = rig();
+  const { realIds } = fw.setService(svc, [nat(1, 8080), nat(2), { ...r(3), port: 80 }]);
+  assert.deepEqual([real(realIds.get('198.18.1.1')!).port, real(realIds.get('198.18.1.2')!).port, real(realIds.get('198.18.1.3')!).port],
+    [0x901f, 0, 0]);
+  assert.deepEqual([real(realIds.get('198.18.1.1')!).method, real(realIds.get('198.18.1.2')!).method], [3, 3]);
+  // a DR real given the service's port has the same entry as without: it keeps its id
+  const again = fw.setService(svc, [nat(1, 8080), nat(2), r(3)]);
+  assert.equal(again.realIds.get('198.18.1.3'), realIds.get('198.18.1.3'));
+  // a port change is a new entry: a new id
+  const moved = fw.setService(svc, [nat(1, 8081), nat(2), r(3)]);
+  assert.notEqual(moved.realIds.get('198.18.1.1'), realIds.get('198.18.1.1'));
+});
+
+test('NAT and full-NAT specs are refused with a clear reason before anything is written', () => {
+  const { fw, maps, log } = rig();
+  fw.setConfig({});
+  log.length = 0;
+  assert.throws(() => fw.setService(svc, [fullnat(1)]), /full-NAT real needs natSrc4/);
+  assert.throws(() => fw.setService({ ...svc, address: 'fd00::10' }, [{ ...fullnat(1), address: 'fd00::1' }]), /full-NAT real needs natSrc6/);
+  assert.throws(() => fw.setService(svc, [{ ...nat(1), address: 'fd00::1' }]), /NAT real must have the service's address family/);
+  assert.throws(() => fw.setService(svc, [nat(1, 70000)]), /port 70000 is not in 0\.\.65535/);
+  assert.throws(() => fw.setService(svc, [nat(1, 1.5)]), /port 1\.5/);
+  assert.throws(() => fw.setService(svc, [{ ...r(1), port: 8080 }]), /port 8080 needs the nat or fullnat method/);
+  assert.throws(() => fw.setService(svc, [{ ...r(1), method: 'masq' as never }]), /not dr, tun, nat or fullnat/);
+  assert.deepEqual(log, [], 'nothing written');
+  assert.equal(configOf(maps).nat_flags, 0);
+
+  assert.throws(() => fw.setConfig({ natSrc4: 'fd00::1' }), /natSrc4 'fd00::1' is not an IPv4 address/);
+  assert.throws(() => fw.setConfig({ natSrc6: '198.18.0.1' }), /natSrc6 '198.18.0.1' is not an IPv6 address/);
+  assert.throws(() => fw.setConfig({ natSrc4: '0.0.0.0' }), /unspecified address/);
+  assert.throws(() => fw.setConfig({ natSrc6: '::' }), /unspecified address/);
+  for (const bad of [0, -1, 1.5, 2 ** 32, Number.NaN]) {
+    assert.throws(() => fw.setConfig({ natTimeouts: { udp: bad } }), /natTimeouts\.udp .* is not a whole number of seconds in 1\.\.4294967295/);
+  }
+  assert.deepEqual(log, [], 'nothing written');
+
+  // full-NAT addresses and VIPs exclude each other
+  fw.setService(svc, [r(1)]);
+  assert.throws(() => fw.setConfig({ natSrc4: svc.address }), /is the address of service tcp:198\.18\.0\.10:80/);
+  fw.setConfig({ natSrc4: '198.18.254.1', natSrc6: 'fd00:18:254::1' });
+  assert.throws(() => fw.setService({ ...svc, address: '198.18.254.1' }, [r(1)]), /its address is natSrc4/);
+  assert.throws(() => fw.setService({ ...svc, address: 'fd00:18:254:0::1' }, [{ ...r(1), address: 'fd00::1' }]), /its address is natSrc6/);
+  // a full-NAT address in use stays
+  fw.setService(svc, [fullnat(2)]);
+  assert.throws(() => fw.setConfig({ natSrc6: 'fd00:18:254::1' }), /natSrc4 is needed by the full-NAT real 198\.18\.1\.2 of tcp:198\.18\.0\.10:80/);
+  assert.equal((configOf(maps).nat_src4 as Buffer).toString('hex'), 'c612fe01', 'the refused config was not written');
+});
+
+test('natList decodes the NAT state; natEntries counts it; clearNat empties it', () => {
+  const { fw, maps } = rig();
+  const key = encode(XlbFlowKey, { saddr: addrBytes('198.18.1.1'), daddr: addrBytes('198.18.254.1'), sport: portField(8080), dport: portField(40001), proto: 6, family: 4 });
+  const value = encode(XlbNat, {
+    last: 123456789n, vaddr: addrBytes('198.18.0.10'), caddr: addrBytes('198.18.2.1'), vport: portField(80), cport: portField(5555),
+    dmac: macBytes('02:00:00:00:02:01'), smac: macBytes('02:00:00:00:00:01'), ifindex: 7, flags: XLB_NAT_F_FULL | XLB_NAT_F_CLOSING,
+  });
+  maps.nat.update(key, value);
+  assert.equal(fw.natEntries(), 1);
+  assert.deepEqual(fw.natList(), [{
+    protocol: 'tcp', fullNat: true, closing: true, real: '198.18.1.1', realPort: 8080, local: '198.18.254.1', localPort: 40001,
+    client: '198.18.2.1', clientPort: 5555, vip: '198.18.0.10', vipPort: 80, ifindex: 7, clientMac: '02:00:00:00:02:01',
+    ourMac: '02:00:00:00:00:01', last: 123456789n,
+  }]);
+  fw.clearNat();
+  assert.equal(fw.natEntries(), 0);
 });

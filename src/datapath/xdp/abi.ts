@@ -55,11 +55,12 @@ export const XLB_MAX_SERVICES = 1024;
 export const XLB_MAX_REALS = 131072;
 export const XLB_MAGLEV_SIZE_DEFAULT = 65537;
 export const XLB_CT_SIZE_DEFAULT = 1048576;
+export const XLB_NAT_SIZE_DEFAULT = 1048576;
 export const XLB_ID_NONE = 0;
 
 // ---- enums ----
 export const XlbFamily = { XLB_AF_INET: 4, XLB_AF_INET6: 6 } as const;
-export const XlbMethod = { XLB_METHOD_DR: 1, XLB_METHOD_TUN: 2 } as const;
+export const XlbMethod = { XLB_METHOD_DR: 1, XLB_METHOD_TUN: 2, XLB_METHOD_NAT: 3, XLB_METHOD_FULLNAT: 4 } as const;
 
 /** enum xlb_counter, in order: the value is the index into global_stats. */
 export const XLB_COUNTERS = [
@@ -79,6 +80,12 @@ export const XLB_COUNTERS = [
   'XLB_CNT_CT_STALE',
   'XLB_CNT_TX',
   'XLB_CNT_REDIRECT',
+  'XLB_CNT_DROP_NAT',
+  'XLB_CNT_DROP_NAT_NO_PORT',
+  'XLB_CNT_NAT_CREATED',
+  'XLB_CNT_NAT_EXPIRED',
+  'XLB_CNT_NAT_REPLY',
+  'XLB_CNT_NAT_ICMP',
 ] as const;
 export const XLB_CNT_MAX = XLB_COUNTERS.length;
 
@@ -86,23 +93,38 @@ export const XLB_CNT_MAX = XLB_COUNTERS.length;
 export const XLB_SVC_F_HASH_SRC_ONLY = 1 << 0;
 export const XLB_SVC_F_OPS = 1 << 1;
 export const XLB_REAL_F_ACTIVE = 1 << 0;
+export const XLB_NAT_F_FULL = 1 << 0;
+export const XLB_NAT_F_CLOSING = 1 << 1;
+export const XLB_CFG_F_NAT = 1 << 0;
+
+// ---- full-NAT source ports ----
+export const XLB_NAT_PORT_MIN = 1024;
+export const XLB_NAT_PORT_MAX = 65535;
+export const XLB_NAT_PORT_TRIES = 8;
 
 // ---- structs ----
 export const XlbVipKey = defineStruct('xlb_vip_key', [bytes('addr', 16), u16('port'), u8('proto'), u8('family')]);
 export const XlbService = defineStruct('xlb_service', [u32('id'), u32('flags')]);
 export const XlbReal = defineStruct('xlb_real', [
   bytes('addr', 16), bytes('dmac', 6), bytes('smac', 6), u32('ifindex'), u8('family'), u8('method'), u16('flags'),
+  u16('port'), bytes('pad', 2),
 ]);
 export const XlbFlowKey = defineStruct('xlb_flow_key', [
   bytes('saddr', 16), bytes('daddr', 16), u16('sport'), u16('dport'), u8('proto'), u8('family'), bytes('pad', 2),
 ]);
-export const XlbFlow = defineStruct('xlb_flow', [u32('real_id'), u32('service_id')]);
+export const XlbFlow = defineStruct('xlb_flow', [u32('real_id'), u32('service_id'), u16('nat_port'), bytes('pad', 2)]);
+export const XlbNat = defineStruct('xlb_nat', [
+  u64('last'), bytes('vaddr', 16), bytes('caddr', 16), u16('vport'), u16('cport'), bytes('dmac', 6), bytes('smac', 6),
+  u32('ifindex'), u16('flags'), bytes('pad', 2),
+]);
 export const XlbStats = defineStruct('xlb_stats', [u64('packets'), u64('bytes'), u64('conns')]);
 export const XlbConfig = defineStruct('xlb_config', [
   bytes('tun_src4', 4), bytes('tun_src6', 16), u8('tun_src4_bits'), u8('tun_src6_bits'), u8('tun_ttl'), u8('pad'),
+  bytes('nat_src4', 4), bytes('nat_src6', 16), u32('nat_flags'),
+  u32('nat_tcp_timeout'), u32('nat_tcp_fin_timeout'), u32('nat_udp_timeout'),
 ]);
 
-export const ABI_STRUCTS: readonly StructLayout[] = [XlbVipKey, XlbService, XlbReal, XlbFlowKey, XlbFlow, XlbStats, XlbConfig];
+export const ABI_STRUCTS: readonly StructLayout[] = [XlbVipKey, XlbService, XlbReal, XlbFlowKey, XlbFlow, XlbNat, XlbStats, XlbConfig];
 
 /**
  * Field values for encode/decode. Multi-byte integers are in host order (little-endian on

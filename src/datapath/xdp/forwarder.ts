@@ -11,21 +11,31 @@
  *  - removed reals are deactivated after the swap, so connection-table entries that still
  *    point at them are rescheduled by the program (ct_stale);
  *  - ids are handed out again in first-freed, first-reused order, so a stale connection-table
- *    entry is very unlikely to meet its id reused (the program also checks the real is active).
+ *    entry is very unlikely to meet its id reused (the program also checks the real is active);
+ *  - the config's NAT flag (look replies up in the NAT state) is set before the first NAT or
+ *    full-NAT real is written and cleared after the last one is gone; the forwarder keeps it from
+ *    the reals it programs, setConfig keeps it as it is.
+ *
+ * NAT and full-NAT (IPVS "masquerade", and full-NAT as the FNAT patches have it): the program
+ * rewrites the destination to the real's address and port (full-NAT: also the source, to
+ * natSrc4/natSrc6 and a port it chooses) and keeps per-connection state, keyed by what the real
+ * sends back, to translate replies (bpf/lib/nat.h). A NAT real must route its replies through the
+ * balancer (its gateway); full-NAT replies come to natSrc4/natSrc6, which must be an address of
+ * the balancer's that nothing else uses (not a VIP: refused here), answered to ARP/ND.
  */
 import {
-  XLB_COUNTERS, XLB_CT_SIZE_DEFAULT, XLB_MAGLEV_SIZE_DEFAULT, XLB_MAX_REALS, XLB_MAX_SERVICES,
-  XLB_REAL_F_ACTIVE, XLB_SVC_F_HASH_SRC_ONLY, XLB_SVC_F_OPS, XlbConfig, XlbMethod, XlbReal, XlbService, XlbStats,
-  XlbVipKey, decode, encode,
+  XLB_CFG_F_NAT, XLB_COUNTERS, XLB_CT_SIZE_DEFAULT, XLB_MAGLEV_SIZE_DEFAULT, XLB_MAX_REALS, XLB_MAX_SERVICES,
+  XLB_NAT_F_CLOSING, XLB_NAT_F_FULL, XLB_NAT_SIZE_DEFAULT, XLB_REAL_F_ACTIVE, XLB_SVC_F_HASH_SRC_ONLY, XLB_SVC_F_OPS,
+  XlbConfig, XlbFlowKey, XlbMethod, XlbNat, XlbReal, XlbService, XlbStats, XlbVipKey, decode, encode,
 } from './abi.ts';
 import { buildMaglevTable, isPrime } from './maglev.ts';
-import { addrBytes, familyOf, macBytes, portField, type Family } from './net.ts';
+import { addrBytes, addrText, familyOf, macBytes, macText, portField, type Family } from './net.ts';
 import {
   BPF_MAP_TYPE_ARRAY, BpfMap, type BpfObject, type BpfProgram, type MapLike, bpfObjectPath, openObject, xdpTestContext,
 } from '../bpf/index.ts';
 
 export type Protocol = 'tcp' | 'udp';
-export type Method = 'dr' | 'tun';
+export type Method = 'dr' | 'tun' | 'nat' | 'fullnat';
 
 export interface ServiceSpec {
   address: string;
@@ -44,6 +54,9 @@ export interface RealSpec {
   mac: string;           // next hop MAC (the real itself for DR)
   smac: string;          // source MAC on the egress interface
   ifindex?: number;      // egress interface; 0 or absent = back out of the ingress interface
+  /** NAT/full-NAT: the real's port; absent or 0 = the service's (the packet's, for all ports).
+   *  DR and TUN cannot change the port: absent, 0 or the service's port. */
+  port?: number;
 }
 
 export interface ForwarderOptions {
@@ -52,14 +65,58 @@ export interface ForwarderOptions {
   ctSize?: number;
   maxServices?: number;
   maxReals?: number;
+  /** NAT state entries (one per NAT or full-NAT connection) */
+  natSize?: number;
 }
 
-export interface TunnelConfig {
-  tunSrc4: string;
-  tunSrc4Bits: number;
-  tunSrc6: string;
-  tunSrc6Bits: number;
+/** NAT state timeouts in seconds; IPVS's defaults (ipvsadm --set tcp tcpfin udp). */
+export interface NatTimeouts { tcp: number; tcpFin: number; udp: number }
+export const NAT_TIMEOUT_DEFAULTS: Readonly<NatTimeouts> = { tcp: 900, tcpFin: 120, udp: 300 };
+
+/**
+ * The runtime configuration (setConfig). Every call replaces the whole of it: an absent field
+ * takes its default.
+ */
+export interface ForwarderConfig {
+  /** TUN outer source base (default 0.0.0.0 / ::) and how many low bits the flow hash replaces (0..32, default 0) */
+  tunSrc4?: string;
+  tunSrc4Bits?: number;
+  tunSrc6?: string;
+  tunSrc6Bits?: number;
+  /** TUN outer TTL / hop limit, 1..255 (default 64) */
   tunTtl?: number;
+  /** full-NAT source addresses; without one, full-NAT reals of that family are refused */
+  natSrc4?: string;
+  natSrc6?: string;
+  /** seconds, 1..2^32-1; absent ones take NAT_TIMEOUT_DEFAULTS */
+  natTimeouts?: Partial<NatTimeouts>;
+}
+/** The name the configuration had when it held only tunnel settings. */
+export type TunnelConfig = ForwarderConfig;
+
+/** One connection's NAT state, as natList() reports it. */
+export interface NatEntry {
+  protocol: Protocol;
+  fullNat: boolean;
+  /** a TCP FIN or RST was seen: the short timeout applies */
+  closing: boolean;
+  /** the reply direction (the key): what the real sends back */
+  real: string;
+  realPort: number;
+  /** the client (NAT) or the full-NAT source address, and its port */
+  local: string;
+  localPort: number;
+  /** the forward flow */
+  client: string;
+  clientPort: number;
+  vip: string;
+  vipPort: number;
+  /** where replies go: out of this interface, to this MAC, from this MAC */
+  ifindex: number;
+  clientMac: string;
+  ourMac: string;
+  /** CLOCK_MONOTONIC nanoseconds of the last refresh (process.hrtime.bigint() reads the same clock) */
+  last: bigint;
 }
 
 export interface Stats { packets: bigint; bytes: bigint; conns: bigint }
@@ -67,7 +124,11 @@ export interface Stats { packets: bigint; bytes: bigint; conns: bigint }
 export interface TestRunResult { verdict: number; packet: Buffer; duration: number }
 
 const PROTO_NUMBER: Record<Protocol, number> = { tcp: 6, udp: 17 };
-const METHOD_NUMBER: Record<Method, number> = { dr: XlbMethod.XLB_METHOD_DR, tun: XlbMethod.XLB_METHOD_TUN };
+const METHOD_NUMBER: Record<Method, number> = {
+  dr: XlbMethod.XLB_METHOD_DR, tun: XlbMethod.XLB_METHOD_TUN, nat: XlbMethod.XLB_METHOD_NAT, fullnat: XlbMethod.XLB_METHOD_FULLNAT,
+};
+const PROTOCOL_OF = new Map<number, Protocol>(Object.entries(PROTO_NUMBER).map(([k, v]) => [v, k as Protocol]));
+const isNat = (m: Method): boolean => m === 'nat' || m === 'fullnat';
 export const DEFAULT_OBJECT = bpfObjectPath('xlb');
 
 type CounterOf<T> = T extends `XLB_CNT_${infer N}` ? Lowercase<N> : never;
@@ -108,7 +169,7 @@ export function serviceKey(s: ServiceSpec): string {
 
 /** The program's maps, by role. */
 export interface ForwarderMaps {
-  services: MapLike; maglev: MapLike; reals: MapLike; conntrack: MapLike;
+  services: MapLike; maglev: MapLike; reals: MapLike; conntrack: MapLike; nat: MapLike;
   serviceStats: MapLike; realStats: MapLike; globalStats: MapLike; config: MapLike;
 }
 
@@ -132,12 +193,17 @@ export class XdpForwarder {
   private readonly serviceIds: IdPool;
   private readonly realIds: IdPool;
   private readonly maps: ForwarderMaps;
+  /** the configuration as last set (checked), and the NAT flag kept from the reals */
+  private config: CheckedConfig;
+  private natInUse = false;
 
+  /** The maps start as the program left them: call setConfig before anything else. */
   constructor(private readonly parts: ForwarderParts) {
     this.maglevSize = parts.maglevSize;
     this.maps = parts.maps;
     this.serviceIds = new IdPool(parts.maxServices - 1, 'service');
     this.realIds = new IdPool(parts.maxReals - 1, 'real');
+    this.config = checkConfig({});
   }
 
   /** The loaded XDP program (to attach or test-run). */
@@ -146,7 +212,24 @@ export class XdpForwarder {
     return this.parts.program;
   }
 
+  /** Load the program and its maps; the forwarder starts with the default configuration. */
   static open(options: ForwarderOptions = {}): XdpForwarder {
+    const parts = XdpForwarder.load(options);
+    try {
+      const fw = new XdpForwarder(parts);
+      fw.setConfig({});
+      return fw;
+    } catch (err) {
+      parts.object?.close();
+      throw err;
+    }
+  }
+
+  /**
+   * Load the object and return its parts, for `new XdpForwarder(parts)`: tests that need the maps
+   * themselves (to age or plant NAT state) use this; everything else uses open().
+   */
+  static load(options: ForwarderOptions = {}): ForwarderParts {
     const maglevSize = options.maglevSize ?? XLB_MAGLEV_SIZE_DEFAULT;
     if (!isPrime(maglevSize)) throw new Error(`maglevSize ${maglevSize} must be a prime`);
     const maxServices = options.maxServices ?? XLB_MAX_SERVICES;
@@ -161,8 +244,9 @@ export class XdpForwarder {
       obj.setMapMaxEntries('reals', maxReals);
       obj.setMapMaxEntries('real_stats', maxReals);
       obj.setMapMaxEntries('conntrack', options.ctSize ?? XLB_CT_SIZE_DEFAULT);
+      obj.setMapMaxEntries('nat', options.natSize ?? XLB_NAT_SIZE_DEFAULT);
       obj.load();
-      const fw = new XdpForwarder({
+      return {
         object: obj,
         program: obj.program('xlb_xdp'),
         maps: {
@@ -170,6 +254,7 @@ export class XdpForwarder {
           maglev: obj.map('maglev_tables'),
           reals: obj.map('reals'),
           conntrack: obj.map('conntrack'),
+          nat: obj.map('nat'),
           serviceStats: obj.map('service_stats'),
           realStats: obj.map('real_stats'),
           globalStats: obj.map('global_stats'),
@@ -179,30 +264,31 @@ export class XdpForwarder {
           type: BPF_MAP_TYPE_ARRAY, name: `xlb_mg_${serviceId}`, keySize: 4, valueSize: 4, maxEntries: size,
         }),
         maglevSize, maxServices, maxReals,
-      });
-      fw.setConfig({ tunSrc4: '0.0.0.0', tunSrc4Bits: 0, tunSrc6: '::', tunSrc6Bits: 0 });
-      return fw;
+      };
     } catch (err) {
       obj.close();
       throw err;
     }
   }
 
-  setConfig(cfg: TunnelConfig): void {
-    if (familyOf(cfg.tunSrc4) !== 4) throw new Error(`tunSrc4 '${cfg.tunSrc4}' is not an IPv4 address`);
-    if (familyOf(cfg.tunSrc6) !== 6) throw new Error(`tunSrc6 '${cfg.tunSrc6}' is not an IPv6 address`);
-    for (const [name, bits] of [['tunSrc4Bits', cfg.tunSrc4Bits], ['tunSrc6Bits', cfg.tunSrc6Bits]] as const) {
-      if (!Number.isInteger(bits) || bits < 0 || bits > 32) throw new Error(`${name} ${bits} is not in 0..32`);
+  /**
+   * Replace the configuration (absent fields: defaults). Refused, with nothing written, when a
+   * value is bad, a full-NAT address is a VIP, or a full-NAT address that full-NAT reals use
+   * would go away.
+   */
+  setConfig(cfg: ForwarderConfig): void {
+    const checked = checkConfig(cfg);
+    for (const family of [4, 6] as const) {
+      const src = family === 4 ? checked.natSrc4 : checked.natSrc6;
+      if (src !== undefined) {
+        const vip = [...this.services.values()].find((s) => addrBytes(s.spec.address).equals(addrBytes(src)));
+        if (vip) throw new Error(`natSrc${family} ${src} is the address of service ${serviceKey(vip.spec)}: a full-NAT source address must not be a VIP`);
+      } else {
+        const user = this.fullNatUser(family);
+        if (user) throw new Error(`natSrc${family} is needed by the full-NAT real ${user}: it cannot be removed`);
+      }
     }
-    const ttl = cfg.tunTtl ?? 64;
-    if (!Number.isInteger(ttl) || ttl < 1 || ttl > 255) throw new Error(`tunTtl ${ttl} is not in 1..255`);
-    this.maps.config.update(u32(0), encode(XlbConfig, {
-      tun_src4: addrBytes(cfg.tunSrc4).subarray(0, 4),
-      tun_src6: addrBytes(cfg.tunSrc6),
-      tun_src4_bits: cfg.tunSrc4Bits,
-      tun_src6_bits: cfg.tunSrc6Bits,
-      tun_ttl: ttl,
-    }));
+    this.writeConfig(checked, this.natInUse);
   }
 
   /**
@@ -211,16 +297,27 @@ export class XdpForwarder {
    */
   setService(spec: ServiceSpec, reals: readonly RealSpec[]): { serviceId: number; realIds: Map<string, number> } {
     const family = checkService(spec);
+    for (const f of [4, 6] as const) {
+      const src = f === 4 ? this.config.natSrc4 : this.config.natSrc6;
+      if (src !== undefined && family === f && addrBytes(src).equals(addrBytes(spec.address))) {
+        throw new Error(`service ${serviceKey(spec)}: its address is natSrc${f}, the full-NAT source address`);
+      }
+    }
     // every real's entry is built (and so checked) before anything is written
     const entries = new Map<string, Buffer>();
     for (const r of reals) {
-      if (familyOf(r.address) !== family && r.method === 'dr') {
-        throw new Error(`real ${r.address}: a DR real must have the service's address family`);
+      if (familyOf(r.address) !== family && r.method !== 'tun') {
+        throw new Error(`real ${r.address}: a ${r.method.toUpperCase()} real must have the service's address family`);
       }
       if (entries.has(r.address)) throw new Error(`real ${r.address} is listed twice`);
       if (!Number.isInteger(r.weight) || r.weight < 0) throw new Error(`real ${r.address}: weight ${r.weight} is not an integer >= 0`);
-      entries.set(r.address, realEntry(r));
+      if (r.method === 'fullnat' && (family === 4 ? this.config.natSrc4 : this.config.natSrc6) === undefined) {
+        throw new Error(`real ${r.address}: a full-NAT real needs natSrc${family} (the IPv${family} full-NAT source address) in setConfig`);
+      }
+      entries.set(r.address, realEntry(r, spec));
     }
+    // replies are looked up from the moment a NAT real may get packets
+    if (reals.some((r) => isNat(r.method)) && !this.natInUse) this.writeConfig(this.config, true);
 
     const key = serviceKey(spec);
     const existing = this.services.get(key);
@@ -261,6 +358,7 @@ export class XdpForwarder {
     svc.spec = spec;
     svc.reals = newReals;
     this.services.set(key, svc);
+    this.updateNatFlag();
     return { serviceId: svc.id, realIds: new Map([...newReals].map(([a, r]) => [a, r.id])) };
   }
 
@@ -277,7 +375,13 @@ export class XdpForwarder {
     for (const r of svc.reals.values()) this.retireReal(r);
     this.maps.serviceStats.update(u32(svc.id), Buffer.alloc(XlbStats.size * this.maps.serviceStats.valuesPerKey()));
     this.serviceIds.give(svc.id);
+    this.updateNatFlag();
     return true;
+  }
+
+  /** Whether the program looks replies up in the NAT state (a NAT or full-NAT real exists). */
+  get natEnabled(): boolean {
+    return this.natInUse;
   }
 
   counters(): Record<CounterName, bigint> {
@@ -309,6 +413,47 @@ export class XdpForwarder {
   clearConntrack(): void {
     const keys = [...this.maps.conntrack.keys()];
     for (const k of keys) this.maps.conntrack.delete(k);
+  }
+
+  /** Number of NAT state entries, expired ones included (walks the map: for tests and status). */
+  natEntries(): number {
+    let n = 0;
+    for (const _ of this.maps.nat.keys()) n++;
+    return n;
+  }
+
+  /** The NAT state, decoded (walks the map: for tests and status). */
+  natList(): NatEntry[] {
+    const out: NatEntry[] = [];
+    for (const [k, v] of this.maps.nat.entries()) {
+      const key = decode(XlbFlowKey, k);
+      const val = decode(XlbNat, v);
+      const family = key.family as Family;
+      const flags = val.flags as number;
+      out.push({
+        protocol: PROTOCOL_OF.get(key.proto as number) ?? 'tcp',
+        fullNat: (flags & XLB_NAT_F_FULL) !== 0,
+        closing: (flags & XLB_NAT_F_CLOSING) !== 0,
+        real: addrText(key.saddr as Buffer, family),
+        realPort: portField(key.sport as number),
+        local: addrText(key.daddr as Buffer, family),
+        localPort: portField(key.dport as number),
+        client: addrText(val.caddr as Buffer, family),
+        clientPort: portField(val.cport as number),
+        vip: addrText(val.vaddr as Buffer, family),
+        vipPort: portField(val.vport as number),
+        ifindex: val.ifindex as number,
+        clientMac: macText(val.dmac as Buffer),
+        ourMac: macText(val.smac as Buffer),
+        last: val.last as bigint,
+      });
+    }
+    return out;
+  }
+
+  clearNat(): void {
+    const keys = [...this.maps.nat.keys()];
+    for (const k of keys) this.maps.nat.delete(k);
   }
 
   /** Run the program once on a frame (BPF_PROG_TEST_RUN). */
@@ -345,6 +490,28 @@ export class XdpForwarder {
     this.realIds.give(r.id);
   }
 
+  private writeConfig(cfg: CheckedConfig, nat: boolean): void {
+    this.maps.config.update(u32(0), encodeConfig(cfg, nat));
+    this.config = cfg;
+    this.natInUse = nat;
+  }
+
+  /** Clear the NAT flag once no NAT or full-NAT real is left (it was set before the first). */
+  private updateNatFlag(): void {
+    const inUse = [...this.services.values()].some((s) => [...s.reals.values()].some((r) => isNat(r.spec.method)));
+    if (inUse !== this.natInUse) this.writeConfig(this.config, inUse);
+  }
+
+  /** A full-NAT real of this family, as 'service real', or undefined. */
+  private fullNatUser(family: Family): string | undefined {
+    for (const s of this.services.values()) {
+      for (const r of s.reals.values()) {
+        if (r.spec.method === 'fullnat' && familyOf(r.spec.address) === family) return `${r.spec.address} of ${serviceKey(s.spec)}`;
+      }
+    }
+    return undefined;
+  }
+
   private mustService(spec: ServiceSpec): ServiceState {
     const svc = this.services.get(serviceKey(spec));
     if (!svc) throw new Error(`no service ${serviceKey(spec)}`);
@@ -375,10 +542,19 @@ function serviceEntry(id: number, s: ServiceSpec): Buffer {
   return encode(XlbService, { id, flags });
 }
 
-function realEntry(r: RealSpec): Buffer {
+function realEntry(r: RealSpec, service: ServiceSpec): Buffer {
   const ifindex = r.ifindex ?? 0;
   if (!Number.isInteger(ifindex) || ifindex < 0) throw new Error(`real ${r.address}: ifindex ${ifindex} is not valid`);
-  if (!(r.method in METHOD_NUMBER)) throw new Error(`real ${r.address}: method '${r.method}' is not dr or tun`);
+  if (!(r.method in METHOD_NUMBER)) throw new Error(`real ${r.address}: method '${r.method}' is not dr, tun, nat or fullnat`);
+  const port = r.port ?? 0;
+  try {
+    portField(port);
+  } catch {
+    throw new Error(`real ${r.address}: port ${port} is not in 0..65535`);
+  }
+  if (!isNat(r.method) && port !== 0 && port !== service.port) {
+    throw new Error(`real ${r.address}: port ${port} needs the nat or fullnat method (${r.method.toUpperCase()} keeps the service's port ${service.port})`);
+  }
   return encode(XlbReal, {
     addr: addrBytes(r.address),
     dmac: macBytes(r.mac),
@@ -387,6 +563,67 @@ function realEntry(r: RealSpec): Buffer {
     family: familyOf(r.address),
     method: METHOD_NUMBER[r.method],
     flags: XLB_REAL_F_ACTIVE,
+    port: isNat(r.method) ? portField(port) : 0,
+  });
+}
+
+/** A configuration with every value checked and every default filled in. */
+interface CheckedConfig {
+  tunSrc4: string; tunSrc4Bits: number; tunSrc6: string; tunSrc6Bits: number; tunTtl: number;
+  natSrc4?: string; natSrc6?: string;
+  natTimeouts: NatTimeouts;
+}
+
+function checkConfig(cfg: ForwarderConfig): CheckedConfig {
+  const out: CheckedConfig = {
+    tunSrc4: cfg.tunSrc4 ?? '0.0.0.0', tunSrc4Bits: cfg.tunSrc4Bits ?? 0,
+    tunSrc6: cfg.tunSrc6 ?? '::', tunSrc6Bits: cfg.tunSrc6Bits ?? 0,
+    tunTtl: cfg.tunTtl ?? 64,
+    natTimeouts: { ...NAT_TIMEOUT_DEFAULTS },
+  };
+  if (familyOf(out.tunSrc4) !== 4) throw new Error(`tunSrc4 '${out.tunSrc4}' is not an IPv4 address`);
+  if (familyOf(out.tunSrc6) !== 6) throw new Error(`tunSrc6 '${out.tunSrc6}' is not an IPv6 address`);
+  for (const [name, bits] of [['tunSrc4Bits', out.tunSrc4Bits], ['tunSrc6Bits', out.tunSrc6Bits]] as const) {
+    if (!Number.isInteger(bits) || bits < 0 || bits > 32) throw new Error(`${name} ${bits} is not in 0..32`);
+  }
+  if (!Number.isInteger(out.tunTtl) || out.tunTtl < 1 || out.tunTtl > 255) throw new Error(`tunTtl ${out.tunTtl} is not in 1..255`);
+  for (const [name, family, value] of [['natSrc4', 4, cfg.natSrc4], ['natSrc6', 6, cfg.natSrc6]] as const) {
+    if (value === undefined) continue;
+    if (!isAddressOf(value, family)) throw new Error(`${name} '${value}' is not an IPv${family} address`);
+    if (addrBytes(value).equals(Buffer.alloc(16))) throw new Error(`${name} ${value} is the unspecified address: give the full-NAT source address, or leave it out`);
+    if (family === 4) out.natSrc4 = value;
+    else out.natSrc6 = value;
+  }
+  for (const name of ['tcp', 'tcpFin', 'udp'] as const) {
+    const v = cfg.natTimeouts?.[name];
+    if (v === undefined) continue;
+    if (!Number.isInteger(v) || v < 1 || v > 0xffffffff) throw new Error(`natTimeouts.${name} ${v} is not a whole number of seconds in 1..4294967295`);
+    out.natTimeouts[name] = v;
+  }
+  return out;
+}
+
+function isAddressOf(text: string, family: Family): boolean {
+  try {
+    return familyOf(text) === family;
+  } catch {
+    return false;
+  }
+}
+
+function encodeConfig(c: CheckedConfig, nat: boolean): Buffer {
+  return encode(XlbConfig, {
+    tun_src4: addrBytes(c.tunSrc4).subarray(0, 4),
+    tun_src6: addrBytes(c.tunSrc6),
+    tun_src4_bits: c.tunSrc4Bits,
+    tun_src6_bits: c.tunSrc6Bits,
+    tun_ttl: c.tunTtl,
+    nat_src4: addrBytes(c.natSrc4 ?? '0.0.0.0').subarray(0, 4),
+    nat_src6: addrBytes(c.natSrc6 ?? '::'),
+    nat_flags: nat ? XLB_CFG_F_NAT : 0,
+    nat_tcp_timeout: c.natTimeouts.tcp,
+    nat_tcp_fin_timeout: c.natTimeouts.tcpFin,
+    nat_udp_timeout: c.natTimeouts.udp,
   });
 }
 

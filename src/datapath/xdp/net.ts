@@ -59,7 +59,12 @@ export function macBytes(mac: string): Buffer {
   return Buffer.from(m.slice(1).map((h) => parseInt(h, 16)));
 }
 
-/** A port as the ABI's u16 field holds it: network order, read back by a little-endian host. */
+export function macText(bytes: Uint8Array): string {
+  return Array.from(bytes.subarray(0, 6), (b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+/** A port as the ABI's u16 field holds it: network order, read back by a little-endian host.
+ *  The swap is its own inverse: portField(a field read back) is the port. */
 export function portField(port: number): number {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`port ${port} is not in 0..65535`);
   return ((port & 0xff) << 8) | (port >> 8);
