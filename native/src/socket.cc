@@ -1,5 +1,6 @@
-// Sockets for VRRP: raw IP sockets (AF_INET / AF_INET6 with one IP protocol, e.g. 112) and
-// AF_PACKET sockets (whole Ethernet frames: gratuitous ARP, neighbour advertisements, captures).
+// Sockets for VRRP: raw IP sockets (AF_INET / AF_INET6 with one IP protocol, e.g. 112),
+// AF_PACKET sockets (whole Ethernet frames: gratuitous ARP, neighbour advertisements, captures)
+// and receive-only AF_NETLINK sockets (notifications of netlink multicast groups: link events).
 //
 // Every socket is non-blocking and close-on-exec. Reading is done on the event loop: start(cb)
 // watches the fd with a uv_poll handle and, when it is readable, reads datagrams (recvmsg,
@@ -21,8 +22,16 @@
 //         IPV6_RECVPKTINFO gives destination and ifindex, IPV6_RECVHOPLIMIT the hop limit.
 //   packet  `data` is the frame from the Ethernet header on; sockaddr_ll gives ifindex, protocol
 //         and packet type; SO_TIMESTAMPNS (when asked for) the kernel's receive time.
+//   netlink `data` is one datagram (one or more netlink messages); sockaddr_nl gives the sender's
+//         port id and group mask.
+//
+// Socket errors: libuv reports EPOLLERR (a pending socket error, e.g. ENOBUFS when a netlink
+// socket's buffer overran and notifications were lost) as UV_EBADF and stops the handle; the
+// error is then read with SO_ERROR (clearing it), given to the callback (syscall 'recvmsg') and
+// the fd is watched again.
 #include <arpa/inet.h>
 #include <linux/if_packet.h>
+#include <linux/netlink.h>
 #include <net/if.h>
 #include <net/ethernet.h>
 #include <netinet/in.h>
@@ -62,9 +71,7 @@ struct Poll {
   NativeSocket* owner;
 };
 
-std::string FamilyName(int family) {
-  return family == AF_INET ? "IPv4" : family == AF_INET6 ? "IPv6" : "packet";
-}
+std::string FamilyName(int family) { return family == AF_INET ? "IPv4" : "IPv6"; }
 
 class NativeSocket : public Napi::ObjectWrap<NativeSocket> {
  public:
@@ -84,6 +91,7 @@ class NativeSocket : public Napi::ObjectWrap<NativeSocket> {
     env.AddCleanupHook([data]() { delete data; });
     exports.Set("openIpSocket", Napi::Function::New<OpenIpSocket>(env, "openIpSocket", data));
     exports.Set("openPacketSocket", Napi::Function::New<OpenPacketSocket>(env, "openPacketSocket", data));
+    exports.Set("openNetlinkSocket", Napi::Function::New<OpenNetlinkSocket>(env, "openNetlinkSocket", data));
   }
 
   // new NativeSocket('ip', family, protocol, opts) / new NativeSocket('packet', ifindex, protocol, opts):
@@ -95,6 +103,8 @@ class NativeSocket : public Napi::ObjectWrap<NativeSocket> {
       OpenIp(info);
     } else if (kind == "packet") {
       OpenPacket(info);
+    } else if (kind == "netlink") {
+      OpenNetlink(info);
     } else {
       ThrowInvalid(env, "socket", "unknown socket kind '" + kind + "'");
     }
@@ -115,7 +125,17 @@ class NativeSocket : public Napi::ObjectWrap<NativeSocket> {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
     if (status < 0) {
-      Deliver(p, MakeErrno(env, -status, "uv_poll", what_).Value(), env.Null());
+      // libuv reports EPOLLERR as UV_EBADF and stops the handle. EPOLLERR means a pending socket
+      // error (sk_err: ENOBUFS on an overrun netlink socket, an ICMP error, ...): read it with
+      // SO_ERROR (which clears it), report it, and watch the fd again.
+      int soerr = 0;
+      socklen_t len = sizeof(soerr);
+      bool pending = fd_ >= 0 && getsockopt(fd_, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 && soerr != 0;
+      Deliver(p, MakeErrno(env, pending ? soerr : -status, pending ? "recvmsg" : "uv_poll", what_).Value(), env.Null());
+      if (poll_ == p && pending) {
+        int ret = uv_poll_start(&p->handle, UV_READABLE, PollCb);
+        if (ret != 0) Deliver(p, MakeErrno(env, -ret, "uv_poll_start", what_).Value(), env.Null());
+      }
       return;
     }
     for (int i = 0; i < kBurst && poll_ == p; i++) {
@@ -139,6 +159,11 @@ class NativeSocket : public Napi::ObjectWrap<NativeSocket> {
   static Napi::Value OpenPacketSocket(const Napi::CallbackInfo& info) {
     auto* data = static_cast<SocketData*>(info.Data());
     return data->ctor.New({Napi::String::New(info.Env(), "packet"), info[0], info[1], info[2]});
+  }
+
+  static Napi::Value OpenNetlinkSocket(const Napi::CallbackInfo& info) {
+    auto* data = static_cast<SocketData*>(info.Data());
+    return data->ctor.New({Napi::String::New(info.Env(), "netlink"), info[0], info[1], info[2]});
   }
 
   // setsockopt of an int, closing the socket and throwing on failure.
@@ -179,11 +204,11 @@ class NativeSocket : public Napi::ObjectWrap<NativeSocket> {
     family_ = family == 4 ? AF_INET : AF_INET6;
     what_ = "raw " + FamilyName(family_) + " socket, protocol " + std::to_string(protocol);
     // read every option before the socket exists, so a bad option leaks nothing
-    uint32_t ifindex = 0, hop = 0, mhop = 0, mif = 0, tos = 0, pmtu = 0, rcvbuf = 0;
+    uint32_t ifindex = 0, hop = 0, mhop = 0, mif = 0, tos = 0, pmtu = 0;
     bool hasIf = OptU32(o, "ifindex", sc, &ifindex), hasHop = OptU32(o, "hopLimit", sc, &hop),
          hasMhop = OptU32(o, "multicastHopLimit", sc, &mhop), hasMif = OptU32(o, "multicastIfindex", sc, &mif),
-         hasTos = OptU32(o, "tos", sc, &tos), hasPmtu = OptU32(o, "mtuDiscover", sc, &pmtu),
-         hasRcv = OptU32(o, "recvBufferSize", sc, &rcvbuf);
+         hasTos = OptU32(o, "tos", sc, &tos), hasPmtu = OptU32(o, "mtuDiscover", sc, &pmtu);
+    BufferOptions bufs = ReadBufferOptions(o, sc);
     Napi::Value loopV = o.Get("multicastLoop");
     bool hasLoop = !loopV.IsUndefined() && !loopV.IsNull();
     if (hasLoop && !loopV.IsBoolean()) ThrowInvalid(env, sc, "option 'multicastLoop' must be a boolean");
@@ -242,7 +267,7 @@ class NativeSocket : public Napi::ObjectWrap<NativeSocket> {
       if (v4) SetInt(env, IPPROTO_IP, IP_MTU_DISCOVER, static_cast<int>(pmtu), "IP_MTU_DISCOVER");
       else SetInt(env, IPPROTO_IPV6, IPV6_MTU_DISCOVER, static_cast<int>(pmtu), "IPV6_MTU_DISCOVER");
     }
-    if (hasRcv) SetInt(env, SOL_SOCKET, SO_RCVBUF, static_cast<int>(rcvbuf), "SO_RCVBUF");
+    SetBuffers(env, bufs);
   }
 
   // packet: ifindex, protocol (an EtherType in host order: 0 receives nothing, 3 = ETH_P_ALL),
@@ -256,8 +281,7 @@ class NativeSocket : public Napi::ObjectWrap<NativeSocket> {
     if (protocol > 0xffff) ThrowInvalid(env, sc, "argument 3 (protocol) must be in 0..65535");
     if (!info[3].IsObject()) ThrowInvalid(env, sc, "argument 4 (options) must be an object");
     Napi::Object o = info[3].As<Napi::Object>();
-    uint32_t rcvbuf = 0;
-    bool hasRcv = OptU32(o, "recvBufferSize", sc, &rcvbuf);
+    BufferOptions bufs = ReadBufferOptions(o, sc);
     Napi::Value tsV = o.Get("timestamps");
     bool timestamps = false;
     if (!tsV.IsUndefined() && !tsV.IsNull()) {
@@ -269,7 +293,7 @@ class NativeSocket : public Napi::ObjectWrap<NativeSocket> {
 
     Create(env, AF_PACKET, 0);
     if (timestamps) SetInt(env, SOL_SOCKET, SO_TIMESTAMPNS, 1, "SO_TIMESTAMPNS");
-    if (hasRcv) SetInt(env, SOL_SOCKET, SO_RCVBUF, static_cast<int>(rcvbuf), "SO_RCVBUF");
+    SetBuffers(env, bufs);
     sockaddr_ll sll;
     std::memset(&sll, 0, sizeof(sll));
     sll.sll_family = AF_PACKET;
@@ -281,6 +305,50 @@ class NativeSocket : public Napi::ObjectWrap<NativeSocket> {
       fd_ = -1;
       ThrowErrno(env, err, "bind", what_);
     }
+  }
+
+  // netlink: protocol (NETLINK_ROUTE = 0, ...), groups (the nl_groups bitmask to listen to),
+  // options { recvBufferSize, recvBufferForce }. Receive only: for listening to notifications.
+  void OpenNetlink(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const char* sc = "socket";
+    uint32_t protocol = ArgU32(info, 1, sc, "protocol");
+    uint32_t groups = ArgU32(info, 2, sc, "groups");
+    if (!info[3].IsObject()) ThrowInvalid(env, sc, "argument 4 (options) must be an object");
+    Napi::Object o = info[3].As<Napi::Object>();
+    BufferOptions bufs = ReadBufferOptions(o, sc);
+    family_ = AF_NETLINK;
+    what_ = "netlink socket, protocol " + std::to_string(protocol) + ", groups 0x" + Hex(groups);
+
+    Create(env, AF_NETLINK, static_cast<int>(protocol));
+    SetBuffers(env, bufs);
+    sockaddr_nl snl;
+    std::memset(&snl, 0, sizeof(snl));
+    snl.nl_family = AF_NETLINK;
+    snl.nl_groups = groups;
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&snl), sizeof(snl)) != 0) {
+      int err = errno;
+      close(fd_);
+      fd_ = -1;
+      ThrowErrno(env, err, "bind", what_);
+    }
+  }
+
+  struct BufferOptions {
+    bool hasRcv = false, hasForce = false;
+    uint32_t rcv = 0, force = 0;
+  };
+
+  static BufferOptions ReadBufferOptions(Napi::Object o, const char* sc) {
+    BufferOptions b;
+    b.hasRcv = OptU32(o, "recvBufferSize", sc, &b.rcv);
+    b.hasForce = OptU32(o, "recvBufferForce", sc, &b.force);
+    return b;
+  }
+
+  void SetBuffers(Napi::Env env, const BufferOptions& b) {
+    if (b.hasRcv) SetInt(env, SOL_SOCKET, SO_RCVBUF, static_cast<int>(b.rcv), "SO_RCVBUF");
+    if (b.hasForce) SetInt(env, SOL_SOCKET, SO_RCVBUFFORCE, static_cast<int>(b.force), "SO_RCVBUFFORCE");
   }
 
   static std::string Hex(uint32_t v) {
@@ -315,10 +383,7 @@ class NativeSocket : public Napi::ObjectWrap<NativeSocket> {
       ThrowErrno(env, -ret, "uv_poll_init", what_);
     }
     p->handle.data = p;
-    ret = uv_poll_start(&p->handle, UV_READABLE, [](uv_poll_t* h, int status, int) {
-      auto* poll = static_cast<Poll*>(h->data);
-      poll->owner->OnReadable(poll, status);
-    });
+    ret = uv_poll_start(&p->handle, UV_READABLE, PollCb);
     Ref();  // released when the handle is closed
     poll_ = p;
     if (ret != 0) {
@@ -327,6 +392,11 @@ class NativeSocket : public Napi::ObjectWrap<NativeSocket> {
       ThrowErrno(env, -ret, "uv_poll_start", what_);
     }
     return env.Undefined();
+  }
+
+  static void PollCb(uv_poll_t* h, int status, int) {
+    auto* poll = static_cast<Poll*>(h->data);
+    poll->owner->OnReadable(poll, status);
   }
 
   void ClosePoll() {
@@ -401,6 +471,12 @@ class NativeSocket : public Napi::ObjectWrap<NativeSocket> {
     Napi::Object m = Napi::Object::New(env);
     m.Set("data", Napi::Buffer<uint8_t>::Copy(env, buf_.data(), len));
     m.Set("truncated", Napi::Boolean::New(env, (mh.msg_flags & MSG_TRUNC) != 0));
+    if (family_ == AF_NETLINK) {
+      auto* snl = reinterpret_cast<sockaddr_nl*>(&from);
+      m.Set("portId", Napi::Number::New(env, snl->nl_pid));
+      m.Set("groups", Napi::Number::New(env, snl->nl_groups));
+      return m;
+    }
     if (family_ == AF_PACKET) {
       auto* sll = reinterpret_cast<sockaddr_ll*>(&from);
       m.Set("ifindex", Napi::Number::New(env, sll->sll_ifindex));
@@ -464,7 +540,7 @@ class NativeSocket : public Napi::ObjectWrap<NativeSocket> {
     Napi::Env env = info.Env();
     const char* sc = "sendmsg";
     int fd = LiveFd(env, sc);
-    if (family_ == AF_PACKET) ThrowInvalid(env, sc, "sendTo() is for IP sockets; a packet socket has send()");
+    if (family_ != AF_INET && family_ != AF_INET6) ThrowInvalid(env, sc, "sendTo() is for IP sockets");
     Napi::Buffer<uint8_t> data = ArgBuffer(info, 0, sc, "data");
     Napi::Buffer<uint8_t> dst = ArgBuffer(info, 1, sc, "dst");
     Napi::Buffer<uint8_t> src;
@@ -561,7 +637,7 @@ class NativeSocket : public Napi::ObjectWrap<NativeSocket> {
     Napi::Env env = info.Env();
     const char* sc = "setsockopt";
     int fd = LiveFd(env, sc);
-    if (family_ == AF_PACKET) ThrowInvalid(env, sc, "multicast groups are for IP sockets");
+    if (family_ != AF_INET && family_ != AF_INET6) ThrowInvalid(env, sc, "multicast groups are for IP sockets");
     Napi::Buffer<uint8_t> group = ArgBuffer(info, 0, sc, "group");
     uint32_t ifindex = ArgU32(info, 1, sc, "ifindex");
     int ret;

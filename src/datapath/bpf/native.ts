@@ -98,11 +98,25 @@ export interface NativePacketMessage {
   timestampNs: bigint | null; // SO_TIMESTAMPNS: the kernel's receive time, CLOCK_REALTIME ns (with `timestamps`)
 }
 
+/** A datagram read by a netlink socket: one or more netlink messages. */
+export interface NativeNetlinkMessage {
+  data: Buffer;
+  truncated: boolean;
+  portId: number;            // the sender's nl_pid (0: the kernel)
+  groups: number;            // the sender's nl_groups: the multicast group mask it was sent to
+}
+
+/** Receive buffer options, for every kind of socket. */
+export interface NativeBufferOptions {
+  recvBufferSize?: number;   // SO_RCVBUF (capped by net.core.rmem_max)
+  recvBufferForce?: number;  // SO_RCVBUFFORCE (root: beyond rmem_max)
+}
+
 /**
  * Options of a raw IP socket; each is set (setsockopt) only when given, in this order after the
  * receive metadata options (IP_PKTINFO + IP_RECVTTL, or IPV6_RECVPKTINFO + IPV6_RECVHOPLIMIT).
  */
-export interface NativeIpSocketOptions {
+export interface NativeIpSocketOptions extends NativeBufferOptions {
   ifindex?: number;          // SO_BINDTOIFINDEX: send and receive on this interface only (ENODEV if none)
   hopLimit?: number;         // IP_TTL / IPV6_UNICAST_HOPS
   multicastHopLimit?: number; // IP_MULTICAST_TTL / IPV6_MULTICAST_HOPS
@@ -110,12 +124,10 @@ export interface NativeIpSocketOptions {
   multicastIfindex?: number; // IP_MULTICAST_IF (ip_mreqn) / IPV6_MULTICAST_IF
   tos?: number;              // IP_TOS / IPV6_TCLASS
   mtuDiscover?: number;      // IP_MTU_DISCOVER / IPV6_MTU_DISCOVER (IP_PMTUDISC_DONT = 0: no DF bit)
-  recvBufferSize?: number;   // SO_RCVBUF
 }
 
-export interface NativePacketSocketOptions {
+export interface NativePacketSocketOptions extends NativeBufferOptions {
   timestamps?: boolean;      // SO_TIMESTAMPNS
-  recvBufferSize?: number;   // SO_RCVBUF
 }
 
 /** The error a read reports: same shape as a thrown one (code, errno, syscall 'recvmsg' or 'uv_poll'). */
@@ -123,8 +135,9 @@ export type NativeErrnoError = Error & { code: string; errno: number; syscall: s
 
 /**
  * A socket read on the event loop. start(cb) calls cb(null, message) once per datagram, or
- * cb(error, null) when a read fails (other than EAGAIN/EINTR, which are handled); again while
- * started it only replaces the callback. stop() ends the callbacks, also from inside one. An
+ * cb(error, null) when a read fails (other than EAGAIN/EINTR, which are handled) or the socket has
+ * a pending error (ENOBUFS: a netlink socket overran and lost notifications); reading goes on
+ * after an error. Again while started start() only replaces the callback. stop() ends the callbacks, also from inside one. An
  * exception thrown by cb is the process's uncaught exception. While started the socket keeps the
  * event loop alive. close() stops and closes the fd (idempotent); every later call throws EBADF.
  */
@@ -151,6 +164,8 @@ export interface NativePacketSocket extends NativeSocketBase<NativePacketMessage
   /** The frame, from its Ethernet header on, leaves on the bound interface as it is. */
   send(frame: Buffer): void;
 }
+
+export type NativeNetlinkSocket = NativeSocketBase<NativeNetlinkMessage>;
 
 export interface NativeAddon {
   openObject(path: string): NativeObject;
@@ -214,6 +229,12 @@ export interface NativeAddon {
    * directions). Errors: 'socket', 'setsockopt', 'bind' (ENODEV for a bad ifindex).
    */
   openPacketSocket(ifindex: number, protocol: number, opts: NativePacketSocketOptions): NativePacketSocket;
+  /**
+   * A receive-only AF_NETLINK socket of `protocol` (NETLINK_ROUTE = 0) bound to the multicast
+   * groups of the `groups` bitmask (RTMGRP_LINK = 1, ...): for notifications. Errors: 'socket',
+   * 'setsockopt', 'bind'.
+   */
+  openNetlinkSocket(protocol: number, groups: number, opts: NativeBufferOptions): NativeNetlinkSocket;
   /**
    * Run fn with the calling thread in the network namespace of the file at path (/run/netns/NAME),
    * and back before returning or throwing. Sockets created synchronously in fn stay in that
