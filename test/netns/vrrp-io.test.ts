@@ -12,7 +12,8 @@
  * sent by a FrameSocket in a are captured in b, byte for byte. The addon's error paths and the
  * closing of a socket while datagrams wait or from inside its own callback are covered too.
  * It also prints (never asserts) the time from the JS call to the first gratuitous ARP on the
- * wire as b's capture timestamps it.
+ * wire as b's capture timestamps it, alone and after an advert and a VIP added over netlink (the
+ * order a new master follows).
  *
  * Needs root; fails (never skips) without. Cleanup, also on failure: both namespaces.
  */
@@ -21,13 +22,15 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { ADDON_PATH, isBpfError, native } from '../../src/datapath/bpf/index.ts';
+import { addAddress, deleteAddress } from '../../src/net/address.ts';
 import { inNetns } from '../../src/net/netns.ts';
+import { Rtnl } from '../../src/net/rtnl.ts';
 import { gratuitousArp, unsolicitedNa } from '../../src/vrrp/arp.ts';
 import {
   FrameSocket, PACKET_OUTGOING, VrrpSocket, splitIpv4, type Frame, type VrrpMessage, type VrrpSocketOptions,
 } from '../../src/vrrp/socket.ts';
 import { destroyNamespaces, ip, onCleanup, randomPrefix, sysctl } from '../../scripts/lab/netns.ts';
-import { eth, ipv4, ipv6, packet, payload, ETH_P_ARP, ETH_P_IPV6 } from '../lib/packets.ts';
+import { eth, ipv4, ipv6, packet, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6 } from '../lib/packets.ts';
 import { requireCommand, requireFile, requireRoot } from '../lib/require.ts';
 
 const PREFIX = randomPrefix('xlbvio');
@@ -342,6 +345,54 @@ describe('VRRP sockets between two namespaces (root)', () => {
         + `median ${q(samples, 0.5).toFixed(1)} us, p90 ${q(samples, 0.9).toFixed(1)} us, max ${Math.max(...samples).toFixed(1)} us `
         + `over ${samples.length} (kernel SO_TIMESTAMPNS vs performance.timeOrigin+now(); capture -> JS callback median ${q(delivery, 0.5).toFixed(1)} us; shared CPU)`);
       assert.equal(samples.length, 50);
+    });
+  });
+
+  test('a master transition as instance.ts will make it: advert, VIP added over netlink, gratuitous ARP (printed)', async () => {
+    await withSockets(async (s, { a, b }) => {
+      const cap = s.frames(b, true, true);
+      const tx = s.vrrp(a, { family: 4, source: a.ipv4, multicast: true });
+      const wire = s.frames(a);
+      const nl = inNetns(a.ns, () => Rtnl.open());
+      const vip = { ifindex: a.ifindex, address: '198.18.0.220', prefixLength: 32 };
+      const nowNs = () => (performance.timeOrigin + performance.now()) * 1e6;
+      // awaited: the GARP waits for the kernel's ACK; pipelined: the GARP goes right after the
+      // request was sent (rtnetlink applies a request inside the sender's sendmsg, so the address
+      // is there already), and the ACK is awaited after
+      const runs = { awaited: { advert: [] as number[], garp: [] as number[] }, pipelined: { advert: [] as number[], garp: [] as number[] } };
+      try {
+        for (let i = 0; i < 40; i++) {
+          const mode = i % 2 === 0 ? 'awaited' : 'pipelined';
+          const got = collect<Frame>((cb) => cap.on('frame', (f) => {
+            if ((f.protocol === ETH_P_IP && f.data[23] === 112) || f.protocol === ETH_P_ARP) cb(f);
+          }), 2, 'advert and GARP at b');
+          const t0 = nowNs();
+          tx.send(ADVERT);
+          if (mode === 'awaited') {
+            await addAddress(nl, vip);
+            wire.send(gratuitousArp(a.mac, vip.address));
+          } else {
+            const added = addAddress(nl, vip);
+            wire.send(gratuitousArp(a.mac, vip.address));
+            await added;
+          }
+          const frames = await got;
+          cap.removeAllListeners('frame');
+          const at = (p: number) => (Number(frames.find((f) => f.protocol === p)!.timestampNs) - t0) / 1000;
+          runs[mode].advert.push(at(ETH_P_IP));
+          runs[mode].garp.push(at(ETH_P_ARP));
+          assert.ok(ip(['-j', 'addr', 'show', 'dev', 'eth0'], a.ns).includes(vip.address), 'the VIP is on a');
+          await deleteAddress(nl, vip);
+        }
+      } finally {
+        nl.close();
+      }
+      const med = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1]!.toFixed(1);
+      for (const [mode, r] of Object.entries(runs)) {
+        console.log(`# master transition, ${mode}: (advert send, addAddress, GARP send) seen by the peer's capture: advert at median ${med(r.advert)} us, `
+          + `GARP at median ${med(r.garp)} us (max ${Math.max(...r.garp).toFixed(1)} us) after the first JS call, over ${r.garp.length} (shared CPU)`);
+      }
+      assert.equal(runs.awaited.garp.length + runs.pipelined.garp.length, 40);
     });
   });
 
