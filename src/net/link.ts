@@ -22,7 +22,13 @@ export interface Link {
   up: boolean;
   /** carrier (IFF_LOWER_UP) */
   lowerUp: boolean;
+  /** operationally up (IFF_RUNNING) */
+  running: boolean;
+  /** IFLA_OPERSTATE by its RFC 2863 name: 'up', 'down', 'lowerlayerdown', 'unknown', ... */
+  operstate: string;
 }
+
+const OPERSTATES = ['unknown', 'notpresent', 'down', 'lowerlayerdown', 'testing', 'dormant', 'up'];
 
 export interface LinkError extends Error {
   code: string;
@@ -32,7 +38,7 @@ export interface LinkError extends Error {
 
 const SYSCALL = 'RTM_GETLINK';
 /** A netlink request that gets no answer in this long fails (ETIMEDOUT). */
-const REQUEST_TIMEOUT_MS = 5000;
+export const REQUEST_TIMEOUT_MS = 5000;
 
 export function linkError(code: string, message: string, syscall = SYSCALL): LinkError {
   const err = new Error(message) as LinkError;
@@ -73,7 +79,8 @@ async function withSocket<T>(fn: (s: RtNetlinkSocket) => Promise<T>): Promise<T>
   }
 }
 
-function toLink(m: rt.LinkMessage): Link {
+/** A link message (a dump's, or an RTM_NEWLINK / RTM_DELLINK event's) as a Link. */
+export function linkFromMessage(m: rt.LinkMessage): Link {
   const mac = m.attrs.address;
   return {
     ifindex: m.data.index ?? 0,
@@ -82,6 +89,8 @@ function toLink(m: rt.LinkMessage): Link {
     mtu: m.attrs.mtu ?? null,
     up: m.data.flags?.up === true,
     lowerUp: m.data.flags?.lowerUp === true,
+    running: m.data.flags?.running === true,
+    operstate: OPERSTATES[m.attrs.operstate ?? 0] ?? String(m.attrs.operstate),
   };
 }
 
@@ -97,7 +106,7 @@ export async function linkByName(name: string): Promise<Link> {
       throw e;
     }
   });
-  const link = found.map(toLink).find((l) => l.name === name);
+  const link = found.map(linkFromMessage).find((l) => l.name === name);
   if (!link) throw linkError('ENODEV', `interface '${name}' does not exist in this network namespace`);
   return link;
 }
@@ -116,5 +125,5 @@ export async function listLinks(): Promise<Link[]> {
       throw fromNetlink(err, 'link dump');
     }
   });
-  return all.map(toLink).sort((a, b) => a.ifindex - b.ifindex);
+  return all.map(linkFromMessage).sort((a, b) => a.ifindex - b.ifindex);
 }
