@@ -166,6 +166,18 @@ class NativeSocket : public Napi::ObjectWrap<NativeSocket> {
     return data->ctor.New({Napi::String::New(info.Env(), "netlink"), info[0], info[1], info[2]});
   }
 
+  // The socket is being opened and a call failed: close it and throw errno's error.
+  [[noreturn]] void FailOpen(Napi::Env env, const char* syscall, const std::string& detail) {
+    int err = errno;  // before close() can change it
+    close(fd_);
+    fd_ = -1;
+    ThrowErrno(env, err, syscall, detail);
+  }
+
+  void Bind(Napi::Env env, const void* addr, socklen_t len) {
+    if (bind(fd_, static_cast<const sockaddr*>(addr), len) != 0) FailOpen(env, "bind", what_);
+  }
+
   // setsockopt of an int, closing the socket and throwing on failure.
   void SetInt(Napi::Env env, int level, int name, int value, const char* optname) {
     SetRaw(env, level, name, &value, sizeof(value), optname, std::to_string(value));
@@ -173,12 +185,7 @@ class NativeSocket : public Napi::ObjectWrap<NativeSocket> {
 
   void SetRaw(Napi::Env env, int level, int name, const void* value, socklen_t len, const char* optname,
               const std::string& shown) {
-    if (setsockopt(fd_, level, name, value, len) != 0) {
-      int err = errno;
-      close(fd_);
-      fd_ = -1;
-      ThrowErrno(env, err, "setsockopt", std::string(optname) + "=" + shown + ", " + what_);
-    }
+    if (setsockopt(fd_, level, name, value, len) != 0) FailOpen(env, "setsockopt", std::string(optname) + "=" + shown + ", " + what_);
   }
 
   void Create(Napi::Env env, int domain, int protocol) {
@@ -228,12 +235,7 @@ class NativeSocket : public Napi::ObjectWrap<NativeSocket> {
       ifreq ifr;
       std::memset(&ifr, 0, sizeof(ifr));
       ifr.ifr_ifindex = static_cast<int>(ifindex);
-      if (ioctl(fd_, SIOCGIFNAME, &ifr) != 0) {
-        int err = errno;
-        close(fd_);
-        fd_ = -1;
-        ThrowErrno(env, err, "ioctl", "SIOCGIFNAME of ifindex " + std::to_string(ifindex) + ", " + what_);
-      }
+      if (ioctl(fd_, SIOCGIFNAME, &ifr) != 0) FailOpen(env, "ioctl", "SIOCGIFNAME of ifindex " + std::to_string(ifindex) + ", " + what_);
       SetInt(env, SOL_SOCKET, SO_BINDTOIFINDEX, static_cast<int>(ifindex), "SO_BINDTOIFINDEX");
     }
     if (hasHop) {
@@ -299,12 +301,7 @@ class NativeSocket : public Napi::ObjectWrap<NativeSocket> {
     sll.sll_family = AF_PACKET;
     sll.sll_protocol = htons(static_cast<uint16_t>(protocol));
     sll.sll_ifindex = static_cast<int>(ifindex);
-    if (bind(fd_, reinterpret_cast<sockaddr*>(&sll), sizeof(sll)) != 0) {
-      int err = errno;
-      close(fd_);
-      fd_ = -1;
-      ThrowErrno(env, err, "bind", what_);
-    }
+    Bind(env, &sll, sizeof(sll));
   }
 
   // netlink: protocol (NETLINK_ROUTE = 0, ...), groups (the nl_groups bitmask to listen to),
@@ -326,12 +323,7 @@ class NativeSocket : public Napi::ObjectWrap<NativeSocket> {
     std::memset(&snl, 0, sizeof(snl));
     snl.nl_family = AF_NETLINK;
     snl.nl_groups = groups;
-    if (bind(fd_, reinterpret_cast<sockaddr*>(&snl), sizeof(snl)) != 0) {
-      int err = errno;
-      close(fd_);
-      fd_ = -1;
-      ThrowErrno(env, err, "bind", what_);
-    }
+    Bind(env, &snl, sizeof(snl));
   }
 
   struct BufferOptions {

@@ -18,16 +18,11 @@
  * Errors: the kernel's, with code / errno / syscall ('RTM_NEWADDR', ...) and the address in the
  * message (see ./rtnl.ts); bad arguments are EINVAL before anything is sent.
  */
-import { rt } from 'netlink';
+import { FlagsNew, rt } from 'netlink';
 import type { Family } from '../datapath/xdp/net.ts';
-import {
-  AF_OF, FAMILY_OF_AF, body, checkIfindex, checkU32, invalidArgument, ipBytes, ipText, scopeNumber, type Rtnl,
-  type Scope,
-} from './rtnl.ts';
+import { checkFamily, checkIfindex, checkU32, invalid, ipBytes, ipOfFamily } from './args.ts';
+import { AF_OF, FAMILY_OF_AF, body, ipText, scopeNumber, type Rtnl, type Scope } from './rtnl.ts';
 
-const NLM_F_REPLACE = 0x100;
-const NLM_F_EXCL = 0x200;
-const NLM_F_CREATE = 0x400;
 /** IFA_CACHEINFO's "forever" */
 export const INFINITY_LIFETIME = 0xffffffff;
 /** IFNAMSIZ - 1: the longest label the kernel keeps */
@@ -72,12 +67,12 @@ function describe(a: { address: string; prefixLength: number; ifindex: number },
 
 /** The checked header and attributes of an address; `what` names it in errors. */
 function encode(a: AddressSpec, syscall: string, full: boolean): { family: Family; data: rt.Address; attrs: rt.AddressAttrs } {
-  if (typeof a !== 'object' || a === null) throw invalidArgument(syscall, 'the address spec must be an object');
+  if (typeof a !== 'object' || a === null) throw invalid(syscall, 'the address spec must be an object');
   const ifindex = checkIfindex(a.ifindex, syscall);
   const { family, bytes } = ipBytes(a.address, syscall, 'address');
   const max = family === 4 ? 32 : 128;
   if (!Number.isInteger(a.prefixLength) || a.prefixLength < 0 || a.prefixLength > max) {
-    throw invalidArgument(syscall, `prefix length ${String(a.prefixLength)} of ${a.address} is not in 0..${max}`);
+    throw invalid(syscall, `prefix length ${String(a.prefixLength)} of ${a.address} is not in 0..${max}`);
   }
   const data: rt.Address = { family: AF_OF[family], prefixlen: a.prefixLength, index: ifindex, scope: 0 };
   const attrs: rt.AddressAttrs = { local: bytes, address: bytes };
@@ -85,17 +80,15 @@ function encode(a: AddressSpec, syscall: string, full: boolean): { family: Famil
 
   data.scope = scopeNumber(a.scope ?? 'global', syscall);
   if (a.label !== undefined) {
-    if (family !== 4) throw invalidArgument(syscall, `label '${a.label}': labels are for IPv4 addresses only`);
+    if (family !== 4) throw invalid(syscall, `label '${a.label}': labels are for IPv4 addresses only`);
     if (typeof a.label !== 'string' || a.label.length === 0 || Buffer.byteLength(a.label) > LABEL_MAX) {
-      throw invalidArgument(syscall, `label '${String(a.label)}' must be 1..${LABEL_MAX} bytes`);
+      throw invalid(syscall, `label '${String(a.label)}' must be 1..${LABEL_MAX} bytes`);
     }
     attrs.label = a.label;
   }
   if (a.broadcast !== undefined) {
-    if (family !== 4) throw invalidArgument(syscall, 'broadcast is for IPv4 addresses only');
-    const b = ipBytes(a.broadcast, syscall, 'broadcast');
-    if (b.family !== 4) throw invalidArgument(syscall, `broadcast ${a.broadcast} is not an IPv4 address`);
-    attrs.broadcast = b.bytes;
+    if (family !== 4) throw invalid(syscall, 'broadcast is for IPv4 addresses only');
+    attrs.broadcast = ipOfFamily(a.broadcast, 4, syscall, 'broadcast').bytes;
   }
   const flags: rt.AddressFlags = {};
   if (a.nodad) flags.nodad = true;
@@ -116,7 +109,7 @@ function encode(a: AddressSpec, syscall: string, full: boolean): { family: Famil
 export async function addAddress(nl: Rtnl, a: AddressSpec, o: { replace?: boolean } = {}): Promise<void> {
   const type = rt.MessageType.NEWADDR;
   const { data, attrs } = encode(a, 'RTM_NEWADDR', true);
-  const flags = NLM_F_CREATE | (o.replace ? NLM_F_REPLACE : NLM_F_EXCL);
+  const flags = FlagsNew.CREATE | (o.replace ? FlagsNew.REPLACE : FlagsNew.EXCL);
   const what = describe(a, attrs.label ? ` label ${attrs.label}` : '');
   await nl.request(type, body((out) => rt.formatAddressMessage({ kind: 'address', data, attrs }, out)), flags, what);
 }
@@ -130,7 +123,7 @@ export async function deleteAddress(nl: Rtnl, a: Pick<AddressSpec, 'ifindex' | '
 /** Every address (of one family, of one interface, if asked), as the kernel reports them. */
 export async function listAddresses(nl: Rtnl, filter: { family?: Family; ifindex?: number } = {}): Promise<AddressInfo[]> {
   const sc = 'RTM_GETADDR';
-  if (filter.family !== undefined && filter.family !== 4 && filter.family !== 6) throw invalidArgument(sc, `family must be 4 or 6, got ${String(filter.family)}`);
+  if (filter.family !== undefined) checkFamily(filter.family, sc);
   if (filter.ifindex !== undefined) checkIfindex(filter.ifindex, sc);
   const data: rt.Address = { family: filter.family ? AF_OF[filter.family] : 0 };
   const msgs = await nl.dump(rt.MessageType.GETADDR, body((out) => rt.formatAddressMessage({ kind: 'address', data, attrs: {} }, out)),

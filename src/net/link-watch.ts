@@ -4,7 +4,7 @@
  * disappears) goes to FAULT, and back when it returns.
  *
  *   const w = await LinkWatcher.open();   // subscribe, then dump: w.links() is the state now
- *   w.on('change', (now, before) => ...); // only when up / running / carrier / operstate /
+ *   w.on('change', (now, before) => ...); // only when up / running / lower-up / operstate /
  *                                         // name / presence changed (the kernel sends RTM_NEWLINK
  *                                         // for much else too)
  *   w.close();
@@ -29,22 +29,13 @@ import { EventEmitter } from 'node:events';
 import { parseMessages, rt } from 'netlink';
 import { native } from '../datapath/bpf/index.ts';
 import type { NativeErrnoError, NativeNetlinkSocket } from '../datapath/bpf/native.ts';
+import { linkFromMessage, type Link } from './link.ts';
 import { body, netlinkError, Rtnl, type NetlinkError } from './rtnl.ts';
 
-export interface LinkState {
-  ifindex: number;
-  name: string;
-  /** IFF_UP: administratively up */
-  up: boolean;
-  /** IFF_RUNNING: operationally up */
-  running: boolean;
-  /** up && running */
+/** A link's state (./link.ts's Link) as the watcher knows it. */
+export interface LinkState extends Link {
+  /** up && running: what keepalived calls an interface up */
   usable: boolean;
-  /** IFLA_CARRIER, null if the kernel did not say */
-  carrier: boolean | null;
-  /** IFLA_OPERSTATE by RFC 2863 name */
-  operstate: string;
-  mac: string | null;
   /** false once the link is deleted (RTM_DELLINK, or missing from a resync dump) */
   present: boolean;
 }
@@ -55,7 +46,6 @@ export interface LinkWatcherEvents {
   netlinkError: [NetlinkError];
 }
 
-const OPERSTATES = ['unknown', 'notpresent', 'down', 'lowerlayerdown', 'testing', 'dormant', 'up'];
 const RTM_NEWLINK = 16;
 const RTM_DELLINK = 17;
 const NETLINK_ROUTE = 0;
@@ -64,26 +54,12 @@ const EBADMSG = 74;
 
 /** A link message as a LinkState; `present` says whether it came from a deletion. */
 export function linkState(m: rt.LinkMessage, present: boolean): LinkState {
-  const flags = m.data.flags ?? {};
-  const up = flags.up === true;
-  const running = flags.running === true;
-  const mac = m.attrs.address && m.attrs.address.length === 6
-    ? Array.from(m.attrs.address, (b) => b.toString(16).padStart(2, '0')).join(':') : null;
-  return {
-    ifindex: m.data.index ?? 0,
-    name: m.attrs.ifname ?? '',
-    up,
-    running,
-    usable: present && up && running,
-    carrier: m.attrs.carrier === undefined ? null : m.attrs.carrier !== 0,
-    operstate: OPERSTATES[m.attrs.operstate ?? 0] ?? String(m.attrs.operstate),
-    mac,
-    present,
-  };
+  const link = linkFromMessage(m);
+  return { ...link, usable: present && link.up && link.running, present };
 }
 
 function differs(a: LinkState, b: LinkState): boolean {
-  return a.up !== b.up || a.running !== b.running || a.carrier !== b.carrier || a.operstate !== b.operstate
+  return a.up !== b.up || a.running !== b.running || a.lowerUp !== b.lowerUp || a.operstate !== b.operstate
     || a.name !== b.name || a.present !== b.present;
 }
 

@@ -17,16 +17,12 @@
  * Errors: the kernel's, with code / errno / syscall ('RTM_NEWROUTE', ...) and the route or rule
  * in the message (./rtnl.ts); bad arguments are EINVAL before anything is sent.
  */
-import { rt } from 'netlink';
+import { FlagsNew, rt } from 'netlink';
 import type { Family } from '../datapath/xdp/net.ts';
-import {
-  AF_OF, FAMILY_OF_AF, body, checkIfindex, checkU32, invalidArgument, ipBytes, ipText, parsePrefix, scopeNumber,
-  type Rtnl, type Scope,
-} from './rtnl.ts';
+import { checkFamily, checkIfindex, checkU32, invalid, ipOfFamily, parsePrefix } from './args.ts';
+import { checkIfname } from './link.ts';
+import { AF_OF, FAMILY_OF_AF, body, ipText, scopeNumber, type Rtnl, type Scope } from './rtnl.ts';
 
-const NLM_F_REPLACE = 0x100;
-const NLM_F_EXCL = 0x200;
-const NLM_F_CREATE = 0x400;
 export const RT_TABLE_MAIN = 254;
 const RT_TABLE_COMPAT = 252;
 /** RTPROT_KEEPALIVED */
@@ -70,7 +66,7 @@ export interface RouteInfo {
 
 function tableFields(table: number, syscall: string): { header: number; attr: number } {
   checkU32(table, 'table', syscall);
-  if (table === 0) throw invalidArgument(syscall, 'table 0 is not a routing table');
+  if (table === 0) throw invalid(syscall, 'table 0 is not a routing table');
   return { header: table < 256 ? table : RT_TABLE_COMPAT, attr: table };
 }
 
@@ -85,30 +81,27 @@ function routeText(r: RouteSpec): string {
 }
 
 function encodeRoute(r: RouteSpec, syscall: string): { data: rt.Route; attrs: rt.RouteAttrs } {
-  if (typeof r !== 'object' || r === null) throw invalidArgument(syscall, 'the route spec must be an object');
+  if (typeof r !== 'object' || r === null) throw invalid(syscall, 'the route spec must be an object');
   const type = r.type ?? 'unicast';
   const typeNumber = ROUTE_TYPES[type];
-  if (typeNumber === undefined) throw invalidArgument(syscall, `route type '${String(type)}' is not one of ${Object.keys(ROUTE_TYPES).join(', ')}`);
-  let family: Family | undefined = r.family;
-  if (family !== undefined && family !== 4 && family !== 6) throw invalidArgument(syscall, `family must be 4 or 6, got ${String(family)}`);
+  if (typeNumber === undefined) throw invalid(syscall, `route type '${String(type)}' is not one of ${Object.keys(ROUTE_TYPES).join(', ')}`);
+  let family = r.family === undefined ? undefined : checkFamily(r.family, syscall);
   const attrs: rt.RouteAttrs = {};
   let dstLen = 0;
   if (r.dst !== 'default') {
-    const d = parsePrefix(r.dst, syscall, 'destination');
-    family ??= d.family;
-    if (d.family !== family) throw invalidArgument(syscall, `destination ${r.dst} is not IPv${family}`);
+    const d = parsePrefix(r.dst, family, syscall, 'destination');
+    family = d.family;
     dstLen = d.length;
     if (dstLen > 0) attrs.dst = d.bytes;
   }
   const sameFamily = (text: string, what: string): Buffer => {
-    const a = ipBytes(text, syscall, what);
-    family ??= a.family;
-    if (a.family !== family) throw invalidArgument(syscall, `${what} ${text} is not IPv${family}`);
+    const a = ipOfFamily(text, family, syscall, what);
+    family = a.family;
     return a.bytes;
   };
   if (r.via !== undefined) attrs.gateway = sameFamily(r.via, 'gateway');
   if (r.src !== undefined) attrs.prefsrc = sameFamily(r.src, 'source');
-  if (family === undefined) throw invalidArgument(syscall, `route ${r.dst}: say the family (4 or 6)`);
+  if (family === undefined) throw invalid(syscall, `route ${r.dst}: say the family (4 or 6)`);
   if (r.ifindex !== undefined) attrs.oif = checkIfindex(r.ifindex, syscall);
   if (r.metric !== undefined) attrs.priority = checkU32(r.metric, 'metric', syscall);
   const table = tableFields(r.table ?? RT_TABLE_MAIN, syscall);
@@ -128,7 +121,7 @@ function encodeRoute(r: RouteSpec, syscall: string): { data: rt.Route; attrs: rt
 /** Add a route; EEXIST if the same route is there, unless `replace`. */
 export async function addRoute(nl: Rtnl, r: RouteSpec, o: { replace?: boolean } = {}): Promise<void> {
   const { data, attrs } = encodeRoute(r, 'RTM_NEWROUTE');
-  const flags = NLM_F_CREATE | (o.replace ? NLM_F_REPLACE : NLM_F_EXCL);
+  const flags = FlagsNew.CREATE | (o.replace ? FlagsNew.REPLACE : FlagsNew.EXCL);
   await nl.request(rt.MessageType.NEWROUTE, body((out) => rt.formatRouteMessage({ kind: 'route', data, attrs }, out)), flags, routeText(r));
 }
 
@@ -144,7 +137,7 @@ export async function deleteRoute(nl: Rtnl, r: RouteSpec): Promise<void> {
 /** Every route of every table (of one family / table if asked). */
 export async function listRoutes(nl: Rtnl, filter: { family?: Family; table?: number } = {}): Promise<RouteInfo[]> {
   const sc = 'RTM_GETROUTE';
-  if (filter.family !== undefined && filter.family !== 4 && filter.family !== 6) throw invalidArgument(sc, `family must be 4 or 6, got ${String(filter.family)}`);
+  if (filter.family !== undefined) checkFamily(filter.family, sc);
   const data: rt.Route = { family: filter.family ? AF_OF[filter.family] : 0 };
   const msgs = await nl.dump(rt.MessageType.GETROUTE, body((out) => rt.formatRouteMessage({ kind: 'route', data, attrs: {} }, out)),
     `family ${filter.family ?? 'any'}`);
@@ -212,15 +205,13 @@ function ruleText(r: RuleSpec): string {
 }
 
 function encodeRule(r: RuleSpec, syscall: string): { data: rt.Rule; attrs: rt.RuleAttrs } {
-  if (typeof r !== 'object' || r === null) throw invalidArgument(syscall, 'the rule spec must be an object');
-  let family: Family | undefined = r.family;
-  if (family !== undefined && family !== 4 && family !== 6) throw invalidArgument(syscall, `family must be 4 or 6, got ${String(family)}`);
+  if (typeof r !== 'object' || r === null) throw invalid(syscall, 'the rule spec must be an object');
+  let family = r.family === undefined ? undefined : checkFamily(r.family, syscall);
   const attrs: rt.RuleAttrs = {};
   const data: rt.Rule = { dstLen: 0, srcLen: 0, tos: 0 };
   const prefix = (text: string, what: string) => {
-    const p = parsePrefix(text, syscall, what);
-    family ??= p.family;
-    if (p.family !== family) throw invalidArgument(syscall, `${what} ${text} is not IPv${family}`);
+    const p = parsePrefix(text, family, syscall, what);
+    family = p.family;
     return p;
   };
   if (r.from !== undefined) {
@@ -233,34 +224,36 @@ function encodeRule(r: RuleSpec, syscall: string): { data: rt.Rule; attrs: rt.Ru
     data.dstLen = p.length;
     if (p.length > 0) attrs.dst = p.bytes;
   }
-  if (family === undefined) throw invalidArgument(syscall, `rule ${ruleText(r)}: say the family (4 or 6)`);
+  if (family === undefined) throw invalid(syscall, `rule ${ruleText(r)}: say the family (4 or 6)`);
   data.family = AF_OF[family];
   const action = r.action ?? (r.table !== undefined ? 'table' : undefined);
-  if (action === undefined) throw invalidArgument(syscall, `rule ${ruleText(r)}: give a table or an action`);
+  if (action === undefined) throw invalid(syscall, `rule ${ruleText(r)}: give a table or an action`);
   const actionNumber = RULE_ACTIONS[action];
-  if (actionNumber === undefined) throw invalidArgument(syscall, `rule action '${String(action)}' is not one of ${Object.keys(RULE_ACTIONS).join(', ')}`);
+  if (actionNumber === undefined) throw invalid(syscall, `rule action '${String(action)}' is not one of ${Object.keys(RULE_ACTIONS).join(', ')}`);
   data.action = actionNumber as rt.RuleAction;
   if (action === 'table') {
-    if (r.table === undefined) throw invalidArgument(syscall, `rule ${ruleText(r)}: action 'table' needs a table`);
+    if (r.table === undefined) throw invalid(syscall, `rule ${ruleText(r)}: action 'table' needs a table`);
     const t = tableFields(r.table, syscall);
     data.table = t.header;
     attrs.table = t.attr;
   } else if (r.table !== undefined) {
-    throw invalidArgument(syscall, `rule ${ruleText(r)}: a table goes with action 'table' only`);
+    throw invalid(syscall, `rule ${ruleText(r)}: a table goes with action 'table' only`);
   }
   if (r.priority !== undefined) attrs.priority = checkU32(r.priority, 'priority', syscall);
   if (r.fwmark !== undefined) attrs.fwmark = checkU32(r.fwmark, 'fwmark', syscall);
   if (r.fwmask !== undefined) {
-    if (r.fwmark === undefined) throw invalidArgument(syscall, 'fwmask goes with fwmark');
+    if (r.fwmark === undefined) throw invalid(syscall, 'fwmask goes with fwmark');
     attrs.fwmask = checkU32(r.fwmask, 'fwmask', syscall);
   }
-  for (const [key, name] of [['iifname', r.iif], ['oifname', r.oif]] as const) {
-    if (name === undefined) continue;
-    if (typeof name !== 'string' || name.length === 0 || Buffer.byteLength(name) > 15) {
-      throw invalidArgument(syscall, `interface name '${String(name)}' must be 1..15 bytes`);
+  const ifname = (name: string) => {
+    try {
+      return checkIfname(name);
+    } catch (err) {
+      throw invalid(syscall, (err as Error).message);
     }
-    attrs[key] = name;
-  }
+  };
+  if (r.iif !== undefined) attrs.iifname = ifname(r.iif);
+  if (r.oif !== undefined) attrs.oifname = ifname(r.oif);
   if (r.invert) data.flags = { invert: true };
   return { data, attrs };
 }
@@ -269,7 +262,7 @@ function encodeRule(r: RuleSpec, syscall: string): { data: rt.Rule; attrs: rt.Ru
 export async function addRule(nl: Rtnl, r: RuleSpec): Promise<void> {
   const { data, attrs } = encodeRule(r, 'RTM_NEWRULE');
   await nl.request(rt.MessageType.NEWRULE, body((out) => rt.formatRuleMessage({ kind: 'rule', data, attrs }, out)),
-    NLM_F_CREATE | NLM_F_EXCL, ruleText(r));
+    FlagsNew.CREATE | FlagsNew.EXCL, ruleText(r));
 }
 
 /** Delete a rule (matched on what the spec gives); ENOENT if there is none. */

@@ -9,7 +9,7 @@
  *   code    the errno name the kernel answered ('EEXIST', 'ENODEV', 'EADDRNOTAVAIL', ...)
  *   errno   positive
  *   syscall the rtnetlink message type ('RTM_NEWADDR', 'RTM_DELROUTE', ...)
- * and a message that names the object ("RTM_NEWADDR(198.18.0.100/32 dev 2): File exists (EEXIST)").
+ * and a message that names the object ("RTM_NEWADDR(198.18.0.100/32 dev 2): file already exists (EEXIST)").
  *
  * Two things the package does badly, and what is done about them:
  *   - Its socket aborts the process (std::terminate) when epoll reports a socket error: its poll
@@ -30,7 +30,9 @@ import {
   AttrStream, createRtNetlink, parseError, rt, FlagsGet, MessageType as NlMessageType, type NetlinkMessage,
   type RtNetlinkSocket,
 } from 'netlink';
-import { addrBytes, addrText, familyOf, type Family } from '../datapath/xdp/net.ts';
+import { addrText, type Family } from '../datapath/xdp/net.ts';
+import { invalid } from './args.ts';
+import { REQUEST_TIMEOUT_MS } from './link.ts';
 
 export interface NetlinkError extends Error {
   code: string;
@@ -38,8 +40,6 @@ export interface NetlinkError extends Error {
   syscall: string;
 }
 
-/** How long a request may wait for the kernel's answer before it fails with ETIMEDOUT. */
-const REQUEST_TIMEOUT_MS = 5000;
 /** Requests outstanding at once; more wait their turn (see above). */
 const MAX_IN_FLIGHT = 32;
 
@@ -131,7 +131,7 @@ export class Rtnl {
   }
 }
 
-// ---------------------------------------------------------------- shared by address.ts, route.ts, links.ts
+// ---------------------------------------------------------------- shared by address.ts, route.ts, link-watch.ts
 
 /** Address families as rtnetlink numbers them (AF_INET, AF_INET6). */
 export const AF_OF: Record<Family, number> = { 4: 2, 6: 10 };
@@ -145,60 +145,13 @@ const SCOPES: Record<string, number> = { global: 0, universe: 0, site: 200, link
 export function scopeNumber(scope: Scope, syscall: string): number {
   const n = typeof scope === 'number' ? scope : SCOPES[scope];
   if (n === undefined || !Number.isInteger(n) || n < 0 || n > 255) {
-    throw invalidArgument(syscall, `scope ${String(scope)} is not global, site, link, host, nowhere or 0..255`);
+    throw invalid(syscall, `scope ${String(scope)} is not global, site, link, host, nowhere or 0..255`);
   }
   return n;
 }
 
-/** An argument error in the shape of the kernel's: EINVAL named after the message it was meant for. */
-export function invalidArgument(syscall: string, message: string): NetlinkError {
-  const err = new Error(`${syscall}: ${message}`) as NetlinkError;
-  err.code = 'EINVAL';
-  err.errno = ERRNO.EINVAL ?? 22;
-  err.syscall = syscall;
-  return err;
-}
-
-/** An address of either family in text, as bytes of its own length (4 or 16). */
-export function ipBytes(text: string, syscall: string, what: string): { family: Family; bytes: Buffer } {
-  let family: Family;
-  try {
-    family = familyOf(text);
-  } catch {
-    throw invalidArgument(syscall, `${what} '${String(text)}' is not an IP address`);
-  }
-  const b = addrBytes(text);
-  return { family, bytes: family === 4 ? b.subarray(0, 4) : b };
-}
-
-/** 'ADDRESS/LEN' (or a bare address: the full length) checked for family and length. */
-export function parsePrefix(text: string, syscall: string, what: string): { family: Family; bytes: Buffer; length: number } {
-  if (typeof text !== 'string') throw invalidArgument(syscall, `${what} must be a string`);
-  const [addr = '', len, extra] = text.split('/');
-  if (extra !== undefined) throw invalidArgument(syscall, `${what} '${text}' is not ADDRESS/LENGTH`);
-  const { family, bytes } = ipBytes(addr, syscall, what);
-  const max = family === 4 ? 32 : 128;
-  const length = len === undefined ? max : Number(len);
-  if (!/^\d{1,3}$/.test(len ?? String(max)) || length > max) throw invalidArgument(syscall, `${what} '${text}': prefix length must be 0..${max}`);
-  return { family, bytes, length };
-}
-
 export function ipText(b: Uint8Array | undefined, family: Family): string | null {
   return b && b.length === (family === 4 ? 4 : 16) ? addrText(b, family) : null;
-}
-
-export function checkIfindex(v: unknown, syscall: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 0x7fffffff) {
-    throw invalidArgument(syscall, `ifindex must be an integer in 1..2147483647, got ${String(v)}`);
-  }
-  return v;
-}
-
-export function checkU32(v: unknown, what: string, syscall: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) {
-    throw invalidArgument(syscall, `${what} must be an integer in 0..4294967295, got ${String(v)}`);
-  }
-  return v;
 }
 
 /** The attribute stream of one message, as the package formats it. */

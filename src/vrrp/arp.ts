@@ -25,6 +25,7 @@
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import { addrBytes, macBytes } from '../datapath/xdp/net.ts';
+import { internetChecksum } from './packet.ts';
 
 export const ETH_P_ARP = 0x0806;
 export const ETH_P_IPV6 = 0x86dd;
@@ -47,14 +48,6 @@ function mac(fn: string, text: string): Buffer {
   } catch {
     throw new Error(`${fn}: '${String(text)}' is not a MAC address (aa:bb:cc:dd:ee:ff)`);
   }
-}
-
-/** The Internet checksum (RFC 1071) of the concatenated parts; each part of even length. */
-function checksum(...parts: Uint8Array[]): number {
-  let sum = 0;
-  for (const p of parts) for (let i = 0; i + 1 < p.length; i += 2) sum += ((p[i] ?? 0) << 8) | (p[i + 1] ?? 0);
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
 }
 
 /** A gratuitous ARP request announcing `address` at `mac`. */
@@ -113,6 +106,6 @@ export function unsolicitedNa(macText: string, address: string, o: NaOptions = {
   ALL_NODES.copy(pseudo, 16);
   pseudo.writeUInt32BE(icmpLength, 32);
   pseudo[39] = IPPROTO_ICMPV6;
-  f.writeUInt16BE(checksum(pseudo, f.subarray(54)), 56);
+  f.writeUInt16BE(internetChecksum(pseudo, f.subarray(54)), 56);
   return f;
 }

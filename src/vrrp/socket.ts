@@ -27,14 +27,12 @@
 import { EventEmitter } from 'node:events';
 import { bpfError, native } from '../datapath/bpf/index.ts';
 import type { NativeErrnoError, NativeIpSocket, NativePacketSocket } from '../datapath/bpf/native.ts';
-import { addrBytes, addrText, familyOf, type Family } from '../datapath/xdp/net.ts';
+import { addrText, type Family } from '../datapath/xdp/net.ts';
+import { checkFamily, checkIfindex, invalid, ipOfFamily } from '../net/args.ts';
+import { IPPROTO_VRRP, VRRP_MCAST4, VRRP_MCAST6, VRRP_TTL } from './packet.ts';
 
-/** IP protocol number of VRRP (RFC 5798 §5.1.1.4). */
-export const VRRP_PROTOCOL = 112;
-/** The VRRP multicast groups (RFC 5798 §5.1.1.2, §5.1.2.2). */
-export const VRRP_GROUP = { 4: '224.0.0.18', 6: 'ff02::12' } as const satisfies Record<Family, string>;
-/** TTL / hop limit of every VRRP packet sent, and the only one a receiver accepts (RFC 5798 §5.1.1.3). */
-export const VRRP_HOP_LIMIT = 255;
+/** The VRRP multicast group of each family. */
+export const VRRP_GROUP = { 4: VRRP_MCAST4, 6: VRRP_MCAST6 } as const satisfies Record<Family, string>;
 /** IPTOS_PREC_INTERNETCONTROL: keepalived's TOS (IPv4) and traffic class (IPv6), as in its captured adverts. */
 export const VRRP_TOS = 0xc0;
 /** IP_PMTUDISC_DONT: no DF bit on IPv4 adverts, as keepalived sends them. */
@@ -44,33 +42,8 @@ const ETH_P_ALL = 0x0003;
 
 // ---------------------------------------------------------------- checks
 
-const invalid = (syscall: string, message: string) => bpfError('EINVAL', syscall, message);
-
-function checkIfindex(v: unknown, syscall: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 0x7fffffff) {
-    throw invalid(syscall, `ifindex must be an integer in 1..2147483647, got ${String(v)}`);
-  }
-  return v;
-}
-
-function checkFamily(v: unknown, syscall: string): Family {
-  if (v !== 4 && v !== 6) throw invalid(syscall, `family must be 4 or 6, got ${String(v)}`);
-  return v;
-}
-
 /** The address's bytes (4 or 16), checked to be of the family. */
-function addressOf(text: unknown, family: Family, what: string, syscall: string): Buffer {
-  let f: Family;
-  try {
-    if (typeof text !== 'string') throw new Error('not a string');
-    f = familyOf(text);
-  } catch {
-    throw invalid(syscall, `${what} '${String(text)}' is not an IP address`);
-  }
-  if (f !== family) throw invalid(syscall, `${what} ${text} is not an IPv${family} address`);
-  const b = addrBytes(text);
-  return family === 4 ? b.subarray(0, 4) : b;
-}
+const addressOf = (text: unknown, family: Family, what: string, syscall: string): Buffer => ipOfFamily(text, family, syscall, what).bytes;
 
 /** fe80::/10 */
 export function isLinkLocal6(b: Uint8Array): boolean {
@@ -187,10 +160,10 @@ export class VrrpSocket extends EventEmitter<VrrpSocketEvents> {
     if (family === 6 && o.multicast && !isLinkLocal6(src)) {
       throw invalid(sc, `source ${o.source} is not link-local: VRRP over IPv6 multicast is sent from the interface's link-local address (RFC 5798 5.1.2.1)`);
     }
-    const sock = native().openIpSocket(family, VRRP_PROTOCOL, {
+    const sock = native().openIpSocket(family, IPPROTO_VRRP, {
       ifindex,
-      hopLimit: VRRP_HOP_LIMIT,
-      multicastHopLimit: VRRP_HOP_LIMIT,
+      hopLimit: VRRP_TTL,
+      multicastHopLimit: VRRP_TTL,
       multicastLoop: false,
       multicastIfindex: ifindex,
       tos: VRRP_TOS,

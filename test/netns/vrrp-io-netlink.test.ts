@@ -162,7 +162,7 @@ describe('rtnetlink in a namespace (root)', () => {
     assert.deepEqual([...ipJson<IpRoute[]>(['-4', 'route', 'show', 'table', 'all']), ...ipJson<IpRoute[]>(['-6', 'route', 'show', 'table', 'all'])]
       .filter((r) => r.protocol === 'keepalived'), []);
     await rejects(deleteRoute(nl, routes[2]!), 'ESRCH', 'RTM_DELROUTE', /198\.18\.7\.0\/24/);
-    await rejects(addRoute(nl, { dst: '198.18.8.0/24', via: 'fd00::fe' }), 'EINVAL', 'RTM_NEWROUTE', /gateway fd00::fe is not IPv4/);
+    await rejects(addRoute(nl, { dst: '198.18.8.0/24', via: 'fd00::fe' }), 'EINVAL', 'RTM_NEWROUTE', /gateway fd00::fe is not an IPv4 address/);
     await rejects(addRoute(nl, { dst: 'default' }), 'EINVAL', 'RTM_NEWROUTE', /family/);
   });
 
@@ -189,6 +189,7 @@ describe('rtnetlink in a namespace (root)', () => {
       .filter((r) => r.priority >= 100 && r.priority <= 102), []);
     await rejects(deleteRule(nl, rules[2]!), 'ENOENT', 'RTM_DELRULE', /priority 102 unreachable/);
     await rejects(addRule(nl, { from: '198.18.0.100/32' }), 'EINVAL', 'RTM_NEWRULE', /give a table or an action/);
+    await rejects(addRule(nl, { from: '198.18.0.100/32', table: 100, iif: 'a/b' }), 'EINVAL', 'RTM_NEWRULE', /'a\/b' is not a valid interface name/);
   });
 
   test('link events: down, up, carrier lost with the peer, a link added and deleted', async () => {
