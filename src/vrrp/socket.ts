@@ -16,8 +16,9 @@
  * is counted (`stats.malformed`), reported as 'malformed' and dropped.
  *
  * Sockets belong to the network namespace they are created in (see src/net/netns.ts to create
- * them in another one). Both classes start reading when opened and keep the event loop alive
- * until close().
+ * them in another one). A VrrpSocket, and a FrameSocket opened to capture, start reading when
+ * opened and keep the event loop alive until close(); a send-only FrameSocket does neither.
+ * A listener that throws makes the process's uncaught exception (as any event-loop callback).
  *
  * Errors: argument errors are thrown as Error with code 'EINVAL', errno and syscall (the call they
  * were meant for); system call failures come from the addon with the same shape (e.g. ENODEV for

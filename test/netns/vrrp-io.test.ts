@@ -163,7 +163,7 @@ describe('VRRP sockets between two namespaces (root)', () => {
     unregister();
   });
 
-  test('IPv4 multicast: to 224.0.0.18 with TTL 255, TOS 0xc0, no DF; not looped back to the sender', async () => {
+  test('IPv4 multicast: to 224.0.0.18 with TTL 255, TOS 0xc0, no DF; not looped back to the sender; leaveGroup', async () => {
     await withSockets(async (s, { a, b }) => {
       const tx = s.vrrp(a, { family: 4, source: a.ipv4, multicast: true });
       const rx = s.vrrp(b, { family: 4, source: b.ipv4, multicast: true });
@@ -183,6 +183,11 @@ describe('VRRP sockets between two namespaces (root)', () => {
       assert.deepEqual(looped, [], 'the sender does not receive its own multicast');
       assert.deepEqual(tx.stats, { received: 0, malformed: 0, recvErrors: 0, sent: 1 });
       assert.deepEqual(rx.stats, { received: 1, malformed: 0, recvErrors: 0, sent: 0 });
+      // after leaving the group, b hears no more adverts to it
+      rx.leaveGroup();
+      tx.send(ADVERT);
+      await sleep(100);
+      assert.equal(rx.stats.received, 1, 'no advert after leaveGroup()');
     });
   });
 
