@@ -1,0 +1,252 @@
+/**
+ * Scripts (src/vrrp/script.ts): argv splitting and the security check against what keepalived
+ * 2.2.7 itself did with the same input (observed on this machine: the verdict table below was
+ * produced by /usr/sbin/keepalived with enable_script_security and script_user root on the same
+ * layouts), and real scripts in a temp dir: exit status, signals, timeouts that kill the whole
+ * process group, no shell unless asked, and the script user. The tests that change owners or
+ * switch users need root and fail saying so.
+ */
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  defaultUser, insecureComponent, lookupUser, parseGroup, parsePasswd, prepareScript, runScript, SECURITY_VIOLATION,
+  shellCommandLine, splitCommand, type PreparedScript, type ScriptUser,
+} from '../../src/vrrp/script.ts';
+import { requireRoot } from '../lib/require.ts';
+
+const tmp = mkdtempSync('/tmp/xlb-vrrp-script-');
+chmodSync(tmp, 0o755);
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+const ME: ScriptUser = { name: 'me', uid: process.getuid!(), gid: process.getgid!() };
+const ROOT: ScriptUser = { name: 'root', uid: 0, gid: 0 };
+
+function script(name: string, body: string, mode = 0o755): string {
+  const p = join(tmp, name);
+  writeFileSync(p, `#!/bin/sh\n${body}\n`);
+  chmodSync(p, mode);
+  return p;
+}
+
+function prepared(command: string, user: ScriptUser = ME, shell = false): PreparedScript {
+  const r = prepareScript(command, { user, scriptSecurity: false, shell });
+  assert.ok(r.ok, r.ok ? '' : r.reason);
+  return r.script;
+}
+
+// ---------------------------------------------------------------- argv
+
+test('splitCommand splits as keepalived 2.2.7 did: quotes group, escapes resolved first, empty quotes an argument', () => {
+  // each line: a script text keepalived ran with an argv-printing script, and the argv it printed
+  assert.deepEqual(splitCommand("/s o1 a 'b c' d\\ e  f"), ['/s', 'o1', 'a', 'b c', 'd', 'e', 'f']);
+  assert.deepEqual(splitCommand("/s o2 x\\\"y z\\\"w 'p\\\"q' \\x41\\102\\t."), ['/s', 'o2', 'xy zw', 'p"q', 'AB', '.']);
+  assert.deepEqual(splitCommand("/s o3 'it''s' \"a'b\" ''"), ['/s', 'o3', 'its', "a'b", '']);
+  assert.deepEqual(splitCommand('  /usr/bin/test -f /run/flag\t'), ['/usr/bin/test', '-f', '/run/flag']);
+  assert.deepEqual(splitCommand('/s \\cA\\E\\n'), ['/s', '\x01\x1b']);
+});
+
+test('splitCommand refuses what keepalived refuses: an unmatched quote, a trailing backslash, nothing at all', () => {
+  assert.throws(() => splitCommand("/s 'abc"), /missing terminating '/);
+  assert.throws(() => splitCommand('/s "abc'), /missing terminating "/);
+  assert.throws(() => splitCommand('/s abc\\'), /backslash at the end/);
+  assert.throws(() => splitCommand('   '), /command is empty/);
+});
+
+test('shellCommandLine quotes as keepalived\'s cmd_str: every argument single-quoted, a leading redirection as is', () => {
+  assert.equal(shellCommandLine(['/x', "it's", 'a b']), "'/x' 'it'\\''s' 'a b'");
+  assert.equal(shellCommandLine(['</dev/tcp/198.18.0.1/80']), '</dev/tcp/198.18.0.1/80');
+});
+
+// ---------------------------------------------------------------- users
+
+test('users and groups come from passwd and group files; a missing one is named', () => {
+  const files = { passwd: join(tmp, 'passwd'), group: join(tmp, 'group') };
+  writeFileSync(files.passwd, 'root:x:0:0:root:/root:/bin/bash\n# comment\nsvc:x:1001:1002::/nonexistent:/usr/sbin/nologin\nbroken\n');
+  writeFileSync(files.group, 'root:x:0:\nsvcgrp:x:1002:\nwheel:x:10:svc\n');
+  assert.deepEqual(lookupUser('svc', undefined, files), { name: 'svc', uid: 1001, gid: 1002 });
+  assert.deepEqual(lookupUser('svc', 'wheel', files), { name: 'svc', uid: 1001, gid: 10 });
+  assert.throws(() => lookupUser('nobody2', undefined, files), /script user 'nobody2' does not exist/);
+  assert.throws(() => lookupUser('svc', 'nogroup2', files), /script group 'nogroup2' does not exist/);
+  assert.equal(parsePasswd('a:x:1:2::/:/bin/sh\na:x:3:4::/:/bin/sh\n').get('a')?.uid, 1, 'the first entry wins');
+  assert.equal(parseGroup('g:x:5:\n').get('g'), 5);
+});
+
+test('the default script user: keepalived_script if it exists; else ours, unless enable_script_security', () => {
+  const files = { passwd: join(tmp, 'passwd2'), group: join(tmp, 'group2') };
+  writeFileSync(files.group, '');
+  writeFileSync(files.passwd, `root:x:0:0::/root:/bin/sh\nme:x:${ME.uid}:${ME.gid}::/:/bin/sh\n`);
+  assert.throws(() => defaultUser(true, files), /'keepalived_script' does not exist and enable_script_security is on/);
+  assert.deepEqual(defaultUser(false, files), { name: ME.uid === 0 ? 'root' : 'me', uid: ME.uid, gid: ME.gid });
+  writeFileSync(files.passwd, 'keepalived_script:x:998:997::/:/usr/sbin/nologin\n');
+  assert.deepEqual(defaultUser(true, files), { name: 'keepalived_script', uid: 998, gid: 997 });
+});
+
+// ---------------------------------------------------------------- security
+
+test('keepalived 2.2.7\'s verdicts on 16 permission layouts, reproduced (script_user root, enable_script_security)', () => {
+  requireRoot();
+  const base = join(tmp, 'perm');
+  const dir = (p: string, mode: number, owner?: number, group?: number) => {
+    mkdirSync(join(base, p), { recursive: true });
+    chmodSync(join(base, p), mode);
+    if (owner !== undefined || group !== undefined) chownSync(join(base, p), owner ?? 0, group ?? 0);
+  };
+  const file = (p: string, mode: number, owner?: number, group?: number) => {
+    writeFileSync(join(base, p), '#!/bin/sh\nexit 0\n');
+    chmodSync(join(base, p), mode);
+    if (owner !== undefined || group !== undefined) chownSync(join(base, p), owner ?? 0, group ?? 0);
+  };
+  const nobody = lookupUser('nobody');
+  const nogroup = parseGroup(readFileSync('/etc/group', 'utf8')).get('nogroup');
+  assert.ok(nogroup !== undefined, 'group nogroup exists');
+  mkdirSync(base);
+  chmodSync(base, 0o755);
+  dir('d_ok', 0o755); dir('d_ww', 0o777); dir('d_sticky', 0o1777); dir('d_gw', 0o775, 0, nogroup); dir('d_gw0', 0o775);
+  dir('d_nonroot', 0o755, nobody.uid); dir('d_ok/sub', 0o755);
+  for (const d of ['d_ok', 'd_ww', 'd_sticky', 'd_gw', 'd_gw0', 'd_nonroot', 'd_ok/sub']) file(`${d}/s.sh`, 0o755);
+  file('d_ok/fw.sh', 0o757); file('d_ok/fg.sh', 0o775, 0, nogroup); file('d_ok/fg0.sh', 0o775); file('d_ok/noexec.sh', 0o644);
+  file('d_ok/fown.sh', 0o755, nobody.uid);
+  symlinkSync(join(base, 'd_ww'), join(base, 'd_ok/link_ww'));
+  symlinkSync(join(base, 'd_ww/s.sh'), join(base, 'd_ok/flink_ww'));
+  symlinkSync(join(base, 'd_ok/s.sh'), join(base, 'd_ww/flink_ok'));
+
+  // what keepalived 2.2.7 said: ok, "due to insecure", "not executable", "not found/accessible"
+  const verdicts: [string, 'ok' | 'insecure' | 'noexec' | 'missing'][] = [
+    ['d_ok/s.sh', 'ok'], ['d_ww/s.sh', 'insecure'], ['d_sticky/s.sh', 'ok'], ['d_gw/s.sh', 'insecure'], ['d_gw0/s.sh', 'ok'],
+    ['d_nonroot/s.sh', 'insecure'], ['d_ok/fw.sh', 'insecure'], ['d_ok/fg.sh', 'insecure'], ['d_ok/fg0.sh', 'ok'],
+    ['d_ok/noexec.sh', 'noexec'], ['d_ok/fown.sh', 'insecure'], ['d_ok/link_ww/s.sh', 'insecure'], ['d_ok/flink_ww', 'insecure'],
+    ['d_ww/flink_ok', 'ok'], ['d_ok/sub/../s.sh', 'ok'], ['d_ok/missing.sh', 'missing'],
+  ];
+  for (const [path, verdict] of verdicts) {
+    const r = prepareScript(join(base, path), { user: ROOT, scriptSecurity: true });
+    const got = r.ok ? 'ok' : /Unsafe permissions/.test(r.reason) ? 'insecure' : /not executable/.test(r.reason) ? 'noexec' : /cannot be accessed/.test(r.reason) ? 'missing' : r.reason;
+    assert.equal(got, verdict, `${path}: ${r.ok ? 'accepted' : r.reason}`);
+  }
+  // a script running as nobody needs no protection; nobody with group root does
+  assert.ok(prepareScript(join(base, 'd_ww/s.sh'), { user: nobody, scriptSecurity: true }).ok);
+  const grp0 = prepareScript(join(base, 'd_ww/s.sh'), { user: { ...nobody, gid: 0 }, scriptSecurity: true });
+  assert.equal(grp0.ok, false);
+  assert.match(grp0.ok ? '' : grp0.reason, /Unsafe permissions found for script '.*d_ww\/s\.sh' \(.*d_ww is world-writable\) - disabling\./);
+  // without enable_script_security the insecure script runs, with keepalived's warnings
+  const lax = prepareScript(join(base, 'd_ww/s.sh'), { user: ROOT, scriptSecurity: false });
+  assert.ok(lax.ok);
+  assert.deepEqual(lax.warnings, [`Unsafe permissions found for script '${join(base, 'd_ww/s.sh')}' (${join(base, 'd_ww')} is world-writable).`, SECURITY_VIOLATION]);
+});
+
+test('insecureComponent names the first unsafe component of a real path', () => {
+  assert.equal(insecureComponent('/usr/bin/true'), undefined);
+  assert.equal(insecureComponent('/tmp'), '/tmp is not a regular file');
+  const ww = join(tmp, 'ww');
+  mkdirSync(ww);
+  chmodSync(ww, 0o777);
+  const s = join(ww, 'x.sh');
+  writeFileSync(s, '');
+  const expected = ME.uid === 0 ? `${ww} is world-writable` : `${tmp} is owned by uid ${ME.uid}, not root`;
+  assert.equal(insecureComponent(s), expected);
+});
+
+test('a bare name is searched in PATH (with keepalived\'s warning); an unknown one is refused', () => {
+  const r = prepareScript('true --x', { user: ROOT, scriptSecurity: true, path: '/nonexistent:/usr/bin:/bin' });
+  assert.ok(r.ok);
+  assert.deepEqual(r.script.argv, ['/usr/bin/true', '--x']);
+  assert.deepEqual(r.warnings, ['WARNING - script `true` resolved by path search to `/usr/bin/true`. Please specify full path.']);
+  const missing = prepareScript('no-such-command-xlb', { user: ROOT, scriptSecurity: true });
+  assert.deepEqual(missing, { ok: false, reason: 'Cannot find script no-such-command-xlb in path - disabling', warnings: [] });
+});
+
+test('scripts running as root without enable_script_security carry keepalived\'s SECURITY VIOLATION warning', () => {
+  const r = prepareScript('/usr/bin/true', { user: ROOT, scriptSecurity: false });
+  assert.ok(r.ok);
+  assert.deepEqual(r.warnings, [SECURITY_VIOLATION]);
+  assert.deepEqual(prepareScript('/usr/bin/true', { user: ROOT, scriptSecurity: true }).warnings, []);
+});
+
+test('a script text that does not split is refused with the reason', () => {
+  assert.deepEqual(prepareScript("/usr/bin/true 'x", { user: ME, scriptSecurity: true }), {
+    ok: false, reason: "script '/usr/bin/true 'x': missing terminating '", warnings: [],
+  });
+});
+
+// ---------------------------------------------------------------- running
+
+test('exit status 0 is success, anything else failure; extra arguments are appended', async () => {
+  const out = join(tmp, 'args.out');
+  const s = script('args.sh', `printf '[%s]' "$@" > ${out}; exit "$2"`);
+  const ok = await runScript(prepared(`${s} x 0`), { extraArgs: ['INSTANCE', 'VI_1', 'MASTER', '100'] });
+  assert.equal(ok.status, 'success');
+  assert.equal(readFileSync(out, 'utf8'), '[x][0][INSTANCE][VI_1][MASTER][100]');
+  const bad = await runScript(prepared(`${s} x 3`));
+  assert.deepEqual([bad.status, bad.exitCode, bad.signal], ['failure', 3, null]);
+});
+
+test('a script killed by a signal is a failure', async () => {
+  const s = script('killself.sh', 'kill -USR1 $$');
+  const r = await runScript(prepared(s));
+  assert.deepEqual([r.status, r.exitCode, r.signal], ['failure', null, 'SIGUSR1']);
+});
+
+test('timeout: the process group gets SIGTERM, what the script started included', async () => {
+  const pidFile = join(tmp, 'child.pid');
+  const s = script('slow.sh', `sleep 30 & echo $! > ${pidFile}; wait`);
+  const r = await runScript(prepared(s), { timeoutMs: 300 });
+  assert.equal(r.status, 'timeout');
+  assert.ok(r.durationMs >= 300 && r.durationMs < 2000, `${r.durationMs} ms`);
+  const child = Number(readFileSync(pidFile, 'utf8'));
+  const deadline = Date.now() + 2000;
+  while (alive(child) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
+  assert.equal(alive(child), false, `sleep (pid ${child}) was left running`);
+});
+
+test('timeout: a script that ignores SIGTERM is killed after the grace period', async () => {
+  const s = script('stubborn.sh', "trap '' TERM; while :; do sleep 0.05; done");
+  const r = await runScript(prepared(s), { timeoutMs: 200, killGraceMs: 300 });
+  assert.deepEqual([r.status, r.signal], ['timeout', 'SIGKILL']);
+  assert.ok(r.durationMs >= 500 && r.durationMs < 3000, `${r.durationMs} ms`);
+});
+
+/** running (a zombie waiting for whoever adopted it to reap it does not count) */
+function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+test('no shell unless asked: shell syntax in a script text is just arguments', async () => {
+  const out = join(tmp, 'noshell.out');
+  const s = script('noshell.sh', `printf '[%s]' "$@" > ${out}`);
+  assert.equal((await runScript(prepared(`${s} $HOME ; exit 1 | x`))).status, 'success');
+  assert.equal(readFileSync(out, 'utf8'), '[$HOME][;][exit][1][|][x]');
+  // asked for: the text goes to /bin/sh -c as written
+  const r = await runScript(prepared(`exit $(echo 4) | cat; exit 5`, ME, true));
+  assert.deepEqual([r.status, r.exitCode], ['failure', 5]);
+  // keepalived's "</path" test runs in a shell too
+  assert.equal((await runScript(prepared('</etc/hostname'))).status, 'success');
+  assert.equal((await runScript(prepared(`</${tmp}/no-such-file`))).status, 'failure');
+});
+
+test('a script that cannot be started is status error, with the system\'s code', async () => {
+  const s = join(tmp, 'badinterp.sh');
+  writeFileSync(s, '#!/nonexistent/interpreter\n');
+  chmodSync(s, 0o755);
+  const r = await runScript(prepared(s));
+  assert.equal(r.status, 'error');
+  assert.equal(r.error?.code, 'ENOENT');
+});
+
+test('script_user: the script runs with the user\'s uid and gid and no supplementary groups', async () => {
+  requireRoot();
+  const nobody = lookupUser('nobody');
+  const outDir = join(tmp, 'out');
+  mkdirSync(outDir);
+  chmodSync(outDir, 0o777);
+  const out = join(outDir, 'id');
+  const s = script('whoami.sh', 'id -u > "$1"; id -g >> "$1"; id -G >> "$1"');
+  const r = await runScript(prepared(`${s} ${out}`, nobody));
+  assert.equal(r.status, 'success');
+  assert.equal(readFileSync(out, 'utf8'), `${nobody.uid}\n${nobody.gid}\n${nobody.gid}\n`);
+  assert.ok(existsSync(out));
+});
