@@ -8,6 +8,7 @@ import { chmodSync, closeSync, constants, existsSync, mkdtempSync, openSync, rea
 import { join } from 'node:path';
 import { fifoLine, NotifyFifo, Notifier, notifyArgs, STOP_SCRIPT_TIMEOUT_MS } from '../../src/vrrp/notify.ts';
 import { prepareScript, type PreparedScript } from '../../src/vrrp/script.ts';
+import { initialState, step, type FsmEvent, type FsmState } from '../../src/vrrp/fsm.ts';
 
 const tmp = mkdtempSync('/tmp/xlb-vrrp-notify-');
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -105,4 +106,50 @@ test('the FIFO: an existing one is used and kept, a full pipe drops lines and co
   writeFileSync(plain, '');
   assert.throws(() => NotifyFifo.open(plain), new RegExp(`notify fifo ${plain}: is not a FIFO - not using it`));
   assert.throws(() => NotifyFifo.open(join(tmp, 'no-dir', 'f')), /mkfifo failed/);
+});
+
+test('an instance started, taking over and stopped notifies what keepalived 2.2.7 did in the same run', async () => {
+  // keepalived 2.2.7 (priority 100, notify, notify_master/backup/stop, notify_fifo) printed, in order:
+  //   state-script b / notify INSTANCE VI_1 BACKUP 100 / notify ... MASTER 100 / state-script m /
+  //   state-script s / notify ... STOP 100; and on the FIFO the three lines below.
+  const log = join(tmp, 'run.log');
+  const fifoPath = join(tmp, 'run.fifo');
+  const fifo = NotifyFifo.open(fifoPath);
+  const reader = openSync(fifoPath, constants.O_RDONLY | constants.O_NONBLOCK);
+  const st = (arg: string) => {
+    const r = prepareScript(`${join(tmp, 'st.sh')} ${arg}`, { user: ME, scriptSecurity: false });
+    assert.ok(r.ok);
+    return r.script;
+  };
+  script('st.sh', `echo "state-script $*" >> ${log}`);
+  const notifier = new Notifier({
+    kind: 'INSTANCE', name: 'VI_1', fifos: [fifo], master: st('m'), backup: st('b'), stop: st('s'),
+    notify: script('n.sh', `{ printf 'notify'; printf ' [%s]' "$@"; echo; } >> ${log}`),
+  });
+  let state: FsmState = initialState({ name: 'VI_1', version: 2, priority: 100, advertIntervalMs: 1000, address: '198.18.0.1' });
+  const lines: string[] = [];
+  const drive = async (event: FsmEvent, now: number) => {
+    const r = step(state, event, now);
+    state = r.state;
+    for (const a of r.actions) {
+      if (a.type !== 'notify') continue;
+      await notifier.state(a.state, a.priority);
+      lines.push(...readFileSync(log, 'utf8').split('\n').filter(Boolean).sort());
+      writeFileSync(log, '');
+    }
+  };
+  try {
+    await drive({ type: 'startup' }, 0);
+    await drive({ type: 'timer', timer: 'masterDown' }, 3609.375);
+    await drive({ type: 'shutdown' }, 5000);
+    assert.deepEqual(lines, [
+      'notify [INSTANCE] [VI_1] [BACKUP] [100]', 'state-script b',
+      'notify [INSTANCE] [VI_1] [MASTER] [100]', 'state-script m',
+      'notify [INSTANCE] [VI_1] [STOP] [100]', 'state-script s',
+    ]);
+    assert.equal(drain(reader), 'INSTANCE "VI_1" BACKUP 100\nINSTANCE "VI_1" MASTER 100\nINSTANCE "VI_1" STOP 100\n');
+  } finally {
+    closeSync(reader);
+    fifo.close();
+  }
 });
