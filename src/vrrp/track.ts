@@ -21,6 +21,8 @@
  * first result decides (or FAILED at 0 with `init_fail`). A timeout counts as a failure.
  */
 
+import type { FsmEvent } from './fsm.ts';
+
 export type ScriptState = 'init' | 'ok' | 'failed';
 
 interface Weighted {
@@ -87,6 +89,19 @@ export function track(base: number, objects: readonly TrackedObject[]): TrackRes
   const result: TrackResult = { priority, initializing };
   if (faults.length > 0) result.fault = faults.join(', ');
   return result;
+}
+
+/**
+ * The state-machine events that take an instance from one tracking result to the next: the
+ * new priority first (so that leaving FAULT arms timers with it), then fault or unfault.
+ * `prev` undefined: the first result, applied to an instance still at its base priority.
+ */
+export function trackEvents(base: number, prev: TrackResult | undefined, next: TrackResult): FsmEvent[] {
+  const events: FsmEvent[] = [];
+  if (next.priority !== (prev?.priority ?? base) && next.priority !== OWNER) events.push({ type: 'priority', priority: next.priority });
+  if (next.fault !== undefined && next.fault !== prev?.fault) events.push({ type: 'fault', reason: next.fault });
+  else if (next.fault === undefined && prev?.fault !== undefined) events.push({ type: 'unfault' });
+  return events;
 }
 
 function describe(o: TrackedObject): string {

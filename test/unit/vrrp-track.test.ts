@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  contribution, parseTrackFileValue, scriptCheckInitial, scriptCheckResult, track, type ScriptCheckConfig, type ScriptCheckState,
+  contribution, parseTrackFileValue, trackEvents, scriptCheckInitial, scriptCheckResult, track, type ScriptCheckConfig, type ScriptCheckState,
   type TrackedObject,
 } from '../../src/vrrp/track.ts';
 
@@ -109,4 +109,17 @@ test('track_file values are read as keepalived reads them (strtol, base 0), capp
   ] as const) {
     assert.equal(parseTrackFileValue(text), value, JSON.stringify(text));
   }
+});
+
+test('trackEvents: priority first, then fault / unfault, only on change', () => {
+  const up = track(100, [iface(true, 0), script('ok', 10)]);
+  assert.deepEqual(trackEvents(100, undefined, up), [{ type: 'priority', priority: 110 }]);
+  assert.deepEqual(trackEvents(100, up, up), []);
+  const down = track(100, [iface(false, 0), script('failed', 10)]);
+  assert.deepEqual(trackEvents(100, up, down), [{ type: 'priority', priority: 100 }, { type: 'fault', reason: 'interface eth1 down' }]);
+  const worse = track(100, [iface(false, 0), script('failed', 0)]);
+  assert.deepEqual(trackEvents(100, down, worse), [{ type: 'fault', reason: 'interface eth1 down, script chk failed' }]);
+  assert.deepEqual(trackEvents(100, worse, up), [{ type: 'priority', priority: 110 }, { type: 'unfault' }]);
+  assert.deepEqual(trackEvents(100, undefined, track(100, [iface(false)])), [{ type: 'fault', reason: 'interface eth1 down' }]);
+  assert.deepEqual(trackEvents(255, undefined, track(255, [script('ok', 10)])), [], 'the owner gets no priority events');
 });
