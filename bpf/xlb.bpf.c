@@ -55,7 +55,15 @@
  *     and TX when the client's frames came in on this interface, else
  *     REDIRECT to theirs. A translated reply is never passed: its source is
  *     the balancer's own address, a martian to the kernel. Fragments of
- *     replies and ICMP errors from reals are passed.
+ *     replies are passed.
+ *     An ICMP/ICMPv6 error (types as in step 4) whose quoted packet, reversed,
+ *     is a live entry's key (what a real, or a router on its side, answers a
+ *     packet we sent it with) is made to be about the packet the client sent:
+ *     from the VIP (full-NAT: to the client), quoting client -> VIP:port,
+ *     every checksum updated (outer IPv4 header, quoted IPv4 header, quoted
+ *     transport checksum when the quote holds it, ICMP), then sent as a reply
+ *     is (xlb_nat_icmp_reply; NAT_ICMP). Not an entry's, or not parsable: not
+ *     ours, PASS_NON_SERVICE.
  *  4. By protocol, for a VIP address:
  *     - TCP/UDP, not a fragment: the service {daddr, dport, proto}, else the
  *       all-ports service {daddr, 0, proto}; neither: PASS_NON_SERVICE.
@@ -76,7 +84,12 @@
  *       steered to that flow's real unchanged but for the forwarding method
  *       (ICMP_FWD). Echo, other types, errors about other protocols or no
  *       service: PASS_LOCAL. An error whose flow's real is a NAT or full-NAT
- *       one is not translated: PASS_LOCAL.
+ *       one is translated (xlb_nat_icmp_forward) to be about what the real
+ *       sent: quoted source := real:port and outer destination := the real
+ *       (full-NAT also quoted destination := the full-NAT address and the
+ *       flow's port from the connection table, outer source := the
+ *       full-NAT address; a flow the table does not know: PASS_LOCAL),
+ *       checksums updated; ICMP_FWD and NAT_ICMP.
  *     - any other protocol, and fragments of protocols that are not balanced
  *       (fragmented ICMP, GRE, ...): PASS_LOCAL (the local stack owns the
  *       VIP address; only balanced protocols' fragments are dropped).
@@ -147,9 +160,14 @@
  * error ICMP_FWD; a translated reply NAT_REPLY; NAT state written
  * NAT_CREATED, and NAT_EXPIRED once for each expired entry met.
  *
- * The NAT steps are global functions (xlb_nat_forward, xlb_nat_reply): the
- * verifier checks each once, on its own; inlined, every path into them
- * multiplied their branches past its budget of 1M instructions.
+ * The NAT steps are global functions (xlb_nat_forward, xlb_nat_reply,
+ * xlb_nat_icmp_forward, xlb_nat_icmp_reply): the verifier checks each once,
+ * on its own; inlined, every path into them multiplied their branches past
+ * its budget of 1M instructions. They take offsets, not packet pointers, and
+ * check the frame again. Their stack frames add to the program's: the
+ * verifier allows 512 bytes for a call chain; it is 208 + 256 with clang 14
+ * (an edit that overflows fails the load with "combined stack size ... Too
+ * large": move big locals out of the deepest frame).
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -243,6 +261,9 @@ static __always_inline int xlb_verdict(__u32 *cnt, __u32 counter, int action)
 	return action;
 }
 
+/* A verdict and its counter in one int, for global functions: (counter << 8) | action. */
+#define XLB_PACK(counter, action) ((int)(((counter) << 8) | (action)))
+
 /* A parser failure to a verdict: truncated or malformed header, dropped. */
 static __always_inline int xlb_parse_drop(__u32 *cnt, int rc)
 {
@@ -266,9 +287,9 @@ static __always_inline struct xlb_real *xlb_real_get(__u32 real_id)
  * XDP frame fits in a page); the verifier needs a bound well below 64 KiB. */
 #define XLB_MAX_L4_OFF 4096
 
-/* What the NAT step needs from the balancing path (on the caller's stack). */
+/* What the NAT step needs from the balancing path, besides the flow (on the
+ * caller's stack). */
 struct xlb_nat_req {
-	struct xlb_flow_key key;  /* the forward flow (client -> VIP) */
 	__u32 l3_off;             /* offset of the IP header in the frame: 14, or 18 with a tag */
 	__u32 l4_off;             /* offset of the TCP/UDP header, checked by the parser */
 	__u32 hash;               /* the flow's 5-tuple hash, when has_hash */
@@ -282,10 +303,11 @@ struct xlb_nat_req {
 /* The reply key's full-NAT port: one from the table that is still the flow's (or
  * free again), else the first of the flow's candidates that is free, expired or
  * the flow's own. Writes the state; returns the port, 0 if none is left. */
-static __always_inline __be16 xlb_nat_port(struct xlb_nat_req *req, struct xlb_flow_key *rk, struct xlb_nat *v,
-					   const struct xlb_config *cfg, __u64 now)
+static __always_inline __be16 xlb_nat_port(struct xlb_nat_req *req, const struct xlb_flow_key *key,
+					   struct xlb_flow_key *rk, struct xlb_nat *v, const struct xlb_config *cfg,
+					   __u64 now)
 {
-	__u8 proto = req->key.proto;
+	__u8 proto = key->proto;
 	struct xlb_nat *n;
 	__u32 hash;
 
@@ -293,7 +315,7 @@ static __always_inline __be16 xlb_nat_port(struct xlb_nat_req *req, struct xlb_f
 		rk->dport = req->nat_port;
 		n = bpf_map_lookup_elem(&nat, rk);
 		if (n && xlb_nat_live(n, cfg, proto, now)) {
-			if (xlb_nat_is_flow(n, &req->key)) {
+			if (xlb_nat_is_flow(n, key)) {
 				if (!req->syn_only) {
 					xlb_nat_touch(n, req->closing, now);
 				} else if (!bpf_map_update_elem(&nat, rk, v, BPF_ANY)) {
@@ -316,13 +338,13 @@ static __always_inline __be16 xlb_nat_port(struct xlb_nat_req *req, struct xlb_f
 	 * a flow whose table entry was evicted, finds its own port again: free
 	 * (claimed with NOEXIST, so two CPUs cannot both claim it), expired (taken
 	 * over), or the flow's own. */
-	hash = req->has_hash ? req->hash : xlb_flow_hash(&req->key, XLB_HASH_5TUPLE);
+	hash = req->has_hash ? req->hash : xlb_flow_hash(key, XLB_HASH_5TUPLE);
 #pragma clang loop unroll(disable)
 	for (__u32 i = 0; i < XLB_NAT_PORT_TRIES; i++) {
 		rk->dport = bpf_htons(xlb_nat_port_candidate(hash, i));
 		n = bpf_map_lookup_elem(&nat, rk);
 		if (n && xlb_nat_live(n, cfg, proto, now)) {
-			if (!xlb_nat_is_flow(n, &req->key))
+			if (!xlb_nat_is_flow(n, key))
 				continue;
 			if (!req->syn_only)
 				xlb_nat_touch(n, req->closing, now);
@@ -350,7 +372,8 @@ static __always_inline __be16 xlb_nat_port(struct xlb_nat_req *req, struct xlb_f
  * its branches exceeded the verifier's budget). So it takes offsets, not
  * packet pointers, and checks the frame again itself.
  */
-__noinline int xlb_nat_forward(struct xdp_md *ctx, struct xlb_nat_req *req, const struct xlb_real *real)
+__noinline int xlb_nat_forward(struct xdp_md *ctx, struct xlb_nat_req *req, const struct xlb_flow_key *key,
+			       const struct xlb_real *real)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
@@ -363,7 +386,7 @@ __noinline int xlb_nat_forward(struct xdp_md *ctx, struct xlb_nat_req *req, cons
 	__u8 proto;
 	__u64 now;
 
-	if (!req || !real || real->family != req->key.family)
+	if (!req || !key || !real || real->family != key->family)
 		return XLB_CNT_DROP_NAT;
 	cfg = bpf_map_lookup_elem(&config, &zero);
 	if (!cfg)
@@ -373,27 +396,27 @@ __noinline int xlb_nat_forward(struct xdp_md *ctx, struct xlb_nat_req *req, cons
 	l4_off = req->l4_off;
 	if (data + sizeof(struct ethhdr) > data_end || l3_off > 18 || l4_off > XLB_MAX_L4_OFF)
 		return XLB_CNT_DROP_TRUNCATED; /* the parser checked them; for the verifier */
-	v6 = req->key.family == XLB_AF_INET6;
+	v6 = key->family == XLB_AF_INET6;
 	full = real->method == XLB_METHOD_FULLNAT;
-	proto = req->key.proto;
+	proto = key->proto;
 
-	rport = real->port ? real->port : req->key.dport;
+	rport = real->port ? real->port : key->dport;
 	__builtin_memcpy(rk.saddr, real->addr, 16);
 	rk.sport = rport;
 	rk.proto = proto;
-	rk.family = req->key.family;
+	rk.family = key->family;
 	now = bpf_ktime_get_coarse_ns();
 	/* what is written when the state is new, lost or expired, or on a SYN */
-	xlb_nat_entry(&v, &req->key, data, ctx->ingress_ifindex,
+	xlb_nat_entry(&v, key, data, ctx->ingress_ifindex,
 		      (full ? XLB_NAT_F_FULL : 0) | (req->closing ? XLB_NAT_F_CLOSING : 0), now);
 
 	if (!full) {
 		/* NAT: the reply key follows from the flow and the real */
-		__builtin_memcpy(rk.daddr, req->key.saddr, 16);
-		rk.dport = req->key.sport;
-		lport = req->key.sport;
+		__builtin_memcpy(rk.daddr, key->saddr, 16);
+		rk.dport = key->sport;
+		lport = key->sport;
 		n = bpf_map_lookup_elem(&nat, &rk);
-		if (n && !req->syn_only && xlb_nat_live(n, cfg, proto, now) && xlb_nat_is_flow(n, &req->key)) {
+		if (n && !req->syn_only && xlb_nat_live(n, cfg, proto, now) && xlb_nat_is_flow(n, key)) {
 			xlb_nat_touch(n, req->closing, now);
 		} else {
 			/* new (a SYN starts afresh), evicted, expired, or another VIP's flow from
@@ -412,7 +435,7 @@ __noinline int xlb_nat_forward(struct xdp_md *ctx, struct xlb_nat_req *req, cons
 			__builtin_memcpy(rk.daddr, cfg->nat_src4, 4);
 		if (xlb_addr_is_zero(rk.daddr)) /* none configured (the control plane refuses such reals) */
 			return XLB_CNT_DROP_NAT;
-		lport = xlb_nat_port(req, &rk, &v, cfg, now);
+		lport = xlb_nat_port(req, key, &rk, &v, cfg, now);
 		if (!lport)
 			return XLB_CNT_DROP_NAT_NO_PORT;
 		req->nat_port = lport;
@@ -420,8 +443,64 @@ __noinline int xlb_nat_forward(struct xdp_md *ctx, struct xlb_nat_req *req, cons
 
 	/* the packet: destination := real:rport; full-NAT: source := ours:lport */
 	if (xlb_nat_rewrite(data + l3_off, data + l4_off, data_end, v6, proto,
-			    full ? rk.daddr : req->key.saddr, lport, real->addr, rport))
+			    full ? rk.daddr : key->saddr, lport, real->addr, rport))
 		return XLB_CNT_DROP_TRUNCATED;
+	return 0;
+}
+
+/*
+ * Step 7 for an ICMP error about a flow whose real is a NAT or full-NAT one:
+ * the error (about a reply the client got from VIP:port) is made to be about
+ * what the real sent: quoted source := real:port, outer destination := the
+ * real; full-NAT also quoted destination := full-NAT address:the flow's port
+ * (from the connection table) and outer source := the full-NAT address.
+ * Checksums updated; the caller rewrites the MACs. Returns 0, or
+ * XLB_PACK(counter, action): a full-NAT flow the table does not know cannot
+ * be translated (PASS_LOCAL). Global.
+ */
+__noinline int xlb_nat_icmp_forward(struct xdp_md *ctx, struct xlb_nat_req *req, const struct xlb_flow_key *key,
+				    const struct xlb_real *real)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct xlb_config *cfg;
+	struct xlb_cursor c;
+	struct xlb_quoted q;
+	__u32 zero = 0, l3_off, l4_off;
+	const __u8 *laddr;
+	__be16 rport;
+	int v6, rc;
+	void *l3;
+
+	if (!req || !key || !real || real->family != key->family)
+		return XLB_PACK(XLB_CNT_DROP_NAT, XDP_DROP);
+	l3_off = req->l3_off;
+	l4_off = req->l4_off;
+	if (l3_off > 18 || l4_off > XLB_MAX_L4_OFF)
+		return XLB_PACK(XLB_CNT_DROP_TRUNCATED, XDP_DROP);
+	v6 = key->family == XLB_AF_INET6;
+	l3 = data + l3_off;
+	c.pos = data + l4_off;
+	c.end = data_end;
+	rc = v6 ? xlb_parse_icmp6_error(&c, &q) : xlb_parse_icmp4_error(&c, &q);
+	if (rc || l3 + (v6 ? sizeof(struct ipv6hdr) : sizeof(struct iphdr)) > data_end) /* parsed by the caller */
+		return XLB_PACK(XLB_CNT_DROP_TRUNCATED, XDP_DROP);
+	rport = real->port ? real->port : key->dport;
+	if (real->method == XLB_METHOD_FULLNAT) {
+		cfg = bpf_map_lookup_elem(&config, &zero);
+		if (!cfg || !req->nat_port)
+			return XLB_PACK(XLB_CNT_PASS_LOCAL, XDP_PASS);
+		laddr = v6 ? cfg->nat_src6 : cfg->nat_src4;
+		rc = xlb_nat_icmp_rewrite(l3, c.pos, &q, data_end, v6, laddr, real->addr,
+					  real->addr, rport, laddr, req->nat_port);
+	} else {
+		/* the outer source stays: passed as itself (a zero change) */
+		rc = xlb_nat_icmp_rewrite(l3, c.pos, &q, data_end, v6, v6 ? l3 + 8 : l3 + 12, real->addr,
+					  real->addr, rport, q.daddr, q.dport);
+	}
+	if (rc)
+		return XLB_PACK(XLB_CNT_DROP_TRUNCATED, XDP_DROP);
+	xlb_count(XLB_CNT_NAT_ICMP);
 	return 0;
 }
 
@@ -508,10 +587,7 @@ static __always_inline int xlb_balance(struct xdp_md *ctx, struct xlb_pkt *p, __
 		void *data_end = (void *)(long)ctx->data_end;
 		__u32 drop;
 
-		if (p->kind == XLB_KIND_ICMP)
-			return xlb_verdict(cnt, XLB_CNT_PASS_LOCAL, XDP_PASS);
 		struct xlb_nat_req req = {
-			.key = p->key,
 			.l3_off = p->l2len,
 			.l4_off = p->l4_off,
 			.hash = hash,
@@ -521,12 +597,20 @@ static __always_inline int xlb_balance(struct xdp_md *ctx, struct xlb_pkt *p, __
 			.closing = p->closing,
 		};
 
-		if (p->kind != XLB_KIND_FLOW) /* fragments: no ports to translate */
+		if (p->kind == XLB_KIND_ICMP) {
+			ret = xlb_nat_icmp_forward(ctx, &req, &p->key, real);
+			if (ret) {
+				*cnt = (__u32)ret >> 8;
+				return ret & 0xff;
+			}
+		} else if (p->kind == XLB_KIND_FLOW) {
+			drop = xlb_nat_forward(ctx, &req, &p->key, real);
+			if (drop)
+				return xlb_verdict(cnt, drop, XDP_DROP);
+			nat_port = req.nat_port;
+		} else { /* fragments: no ports to translate */
 			return xlb_verdict(cnt, XLB_CNT_DROP_NAT, XDP_DROP);
-		drop = xlb_nat_forward(ctx, &req, real);
-		if (drop)
-			return xlb_verdict(cnt, drop, XDP_DROP);
-		nat_port = req.nat_port;
+		}
 		data = (void *)(long)ctx->data;
 		data_end = (void *)(long)ctx->data_end;
 		if (data + sizeof(struct ethhdr) > data_end) /* for the verifier */
@@ -551,9 +635,6 @@ static __always_inline int xlb_balance(struct xdp_md *ctx, struct xlb_pkt *p, __
 	*cnt = XLB_CNT_REDIRECT;
 	return bpf_redirect(real->ifindex, 0);
 }
-
-/* A verdict and its counter in one int, for global functions: (counter << 8) | action. */
-#define XLB_PACK(counter, action) ((int)(((counter) << 8) | (action)))
 
 /*
  * Step 3b: a TCP/UDP packet (not a fragment) for an address that is no VIP,
@@ -640,6 +721,73 @@ __noinline int xlb_nat_reply(struct xdp_md *ctx, __u64 l3_off, __u64 l4_off, __u
 	return XLB_PACK(XLB_CNT_REDIRECT, bpf_redirect(n->ifindex, 0));
 }
 
+/*
+ * Step 3b for ICMP: an ICMP or ICMPv6 error (not a fragment) to an address
+ * that is no VIP, while NAT is in use: about a packet a NAT or full-NAT real
+ * was sent? The quoted packet reversed is a reply key. A live entry: the error
+ * is made to be about the packet the client sent (quoted destination :=
+ * VIP:port; full-NAT: quoted source := client:port), from the VIP (outer
+ * source; full-NAT: outer destination := the client), checksums updated, and
+ * sent where the client's frames came from, as a reply is (NAT_ICMP, TX or
+ * REDIRECT). Anything else, a malformed error included: not ours,
+ * PASS_NON_SERVICE (NAT_EXPIRED for an expired entry).
+ * l4_off: the ICMP header. Returns XLB_PACK(counter, action). Global.
+ */
+__noinline int xlb_nat_icmp_reply(struct xdp_md *ctx, __u64 l3_off, __u64 l4_off, __u64 family)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	int v6 = family == XLB_AF_INET6;
+	struct xlb_flow_key rk = {};
+	struct xlb_cursor c;
+	struct xlb_config *cfg;
+	struct xlb_quoted q;
+	struct xlb_nat *n;
+	__u32 zero = 0;
+	void *l3;
+	int full, rc;
+
+	if (l3_off > 18 || l4_off > XLB_MAX_L4_OFF)
+		return XLB_PACK(XLB_CNT_DROP_TRUNCATED, XDP_DROP); /* checked by the caller; for the verifier */
+	l3 = data + l3_off;
+	c.pos = data + l4_off;
+	c.end = data_end;
+	rc = v6 ? xlb_parse_icmp6_error(&c, &q) : xlb_parse_icmp4_error(&c, &q);
+	if (rc)
+		return XLB_PACK(XLB_CNT_PASS_NON_SERVICE, XDP_PASS);
+	/* the quoted packet went client (or full-NAT address) -> real: its reverse is the key */
+	__builtin_memcpy(rk.saddr, q.daddr, 16);
+	__builtin_memcpy(rk.daddr, q.saddr, 16);
+	rk.sport = q.dport;
+	rk.dport = q.sport;
+	rk.proto = q.proto;
+	rk.family = family;
+	n = bpf_map_lookup_elem(&nat, &rk);
+	if (!n)
+		return XLB_PACK(XLB_CNT_PASS_NON_SERVICE, XDP_PASS);
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg)
+		return XLB_PACK(XLB_CNT_PASS_NON_SERVICE, XDP_PASS);
+	if (!xlb_nat_live(n, cfg, q.proto, bpf_ktime_get_coarse_ns())) {
+		xlb_count(XLB_CNT_NAT_EXPIRED);
+		return XLB_PACK(XLB_CNT_PASS_NON_SERVICE, XDP_PASS);
+	}
+	if (l3 + (v6 ? sizeof(struct ipv6hdr) : sizeof(struct iphdr)) > data_end)
+		return XLB_PACK(XLB_CNT_DROP_TRUNCATED, XDP_DROP);
+	full = n->flags & XLB_NAT_F_FULL;
+	/* NAT: the outer destination (the client) stays: passed as itself (a zero change) */
+	if (xlb_nat_icmp_rewrite(l3, c.pos, &q, data_end, v6, n->vaddr, full ? n->caddr : (v6 ? l3 + 24 : l3 + 16),
+				 full ? n->caddr : q.saddr, full ? n->cport : q.sport, n->vaddr, n->vport))
+		return XLB_PACK(XLB_CNT_DROP_TRUNCATED, XDP_DROP);
+	if (data + sizeof(struct ethhdr) > data_end)
+		return XLB_PACK(XLB_CNT_DROP_TRUNCATED, XDP_DROP);
+	__builtin_memcpy(data, n->dmac, 2 * ETH_ALEN);
+	xlb_count(XLB_CNT_NAT_ICMP);
+	if (n->ifindex == ctx->ingress_ifindex)
+		return XLB_PACK(XLB_CNT_TX, XDP_TX);
+	return XLB_PACK(XLB_CNT_REDIRECT, bpf_redirect(n->ifindex, 0));
+}
+
 /* Look up {addr, port, proto}, then {addr, 0, proto}; *all_ports says which
  * matched. vk holds the address and family; its port and proto are set here. */
 static __always_inline struct xlb_service *xlb_service_get(struct xlb_vip_key *vk, __be16 port, __u8 proto,
@@ -709,10 +857,16 @@ static __always_inline int xlb_handle(struct xdp_md *ctx, __u32 *cnt)
 		__u32 zero = 0;
 		struct xlb_config *cfg = bpf_map_lookup_elem(&config, &zero);
 
-		if (cfg && (cfg->nat_flags & XLB_CFG_F_NAT) && !frag && (proto == IPPROTO_TCP || proto == IPPROTO_UDP)) {
-			rc = xlb_nat_reply(ctx, p.l2len, (long)c.pos - (long)data, vk.family, proto);
-			*cnt = (__u32)rc >> 8;
-			return rc & 0xff;
+		if (cfg && (cfg->nat_flags & XLB_CFG_F_NAT) && !frag) {
+			rc = -1;
+			if (proto == IPPROTO_TCP || proto == IPPROTO_UDP)
+				rc = xlb_nat_reply(ctx, p.l2len, (long)c.pos - (long)data, vk.family, proto);
+			else if ((proto == IPPROTO_ICMP && ip4) || (proto == IPPROTO_ICMPV6 && ip6))
+				rc = xlb_nat_icmp_reply(ctx, p.l2len, (long)c.pos - (long)data, vk.family);
+			if (rc >= 0) {
+				*cnt = (__u32)rc >> 8;
+				return rc & 0xff;
+			}
 		}
 		return xlb_verdict(cnt, XLB_CNT_PASS_NON_SERVICE, XDP_PASS);
 	}
@@ -772,6 +926,7 @@ static __always_inline int xlb_handle(struct xdp_md *ctx, __u32 *cnt)
 
 		if (frag)
 			return xlb_verdict(cnt, XLB_CNT_PASS_LOCAL, XDP_PASS);
+		p.l4_off = (long)c.pos - (long)data;
 		rc = ip4 ? xlb_parse_icmp4_error(&c, &q) : xlb_parse_icmp6_error(&c, &q);
 		if (rc == XLB_P_NOT_FLOW)
 			return xlb_verdict(cnt, XLB_CNT_PASS_LOCAL, XDP_PASS);

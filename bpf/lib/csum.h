@@ -54,6 +54,14 @@ static __always_inline __u32 xlb_csum_diff16(__u32 diff, __u16 old, __u16 new)
 	return diff + (__u16)~old + new;
 }
 
+/* Replace one 16-bit word in place and add the change to diff. */
+static __always_inline __u32 xlb_csum_replace16(__u32 diff, __u16 *field, __u16 new)
+{
+	diff = xlb_csum_diff16(diff, *field, new);
+	*field = new;
+	return diff;
+}
+
 /* Replace an address in place, word by word (2 words for IPv4, 8 for IPv6),
  * and add the change to diff. Each word is read, summed and written before
  * the next is read, which keeps register pressure (and BPF stack spills) low.

@@ -199,4 +199,79 @@ static __always_inline int xlb_nat_rewrite(void *l3, void *l4, void *end, int v6
 	return 0;
 }
 
+/*
+ * xlb_nat_icmp_rewrite - translate an ICMP or ICMPv6 error about a TCP/UDP
+ * flow: the outer source and destination, and the quoted packet's addresses
+ * and ports, with every checksum that covers them updated incrementally:
+ *   the quoted transport checksum (pseudo-header and ports), when the quote
+ *     holds it (TCP: 18 bytes; RFC 792 only promises 8); UDP 0 stays 0;
+ *   the quoted IPv4 header checksum;
+ *   the outer IPv4 header checksum;
+ *   the ICMP checksum: every changed word of the quote (ICMPv6: and of the
+ *     outer addresses, its pseudo-header). The quote starts 8 bytes into the
+ *     ICMP message and IP headers are multiples of 4 bytes, so each changed
+ *     field is aligned on the checksum's 16-bit words.
+ * l3: the outer IPv4/IPv6 header; icmp: the ICMP header (8 bytes); q: what
+ * the parser found (q->ip's fixed header and q->l4's 8 bytes in the packet).
+ * New addresses (16-byte ABI form; an IPv4 one needs only its 4 bytes) and
+ * ports (network order): outer osaddr, odaddr; quoted qsaddr:qsport,
+ * qdaddr:qdport. An address may point at the very field it replaces (no
+ * change): each word is read just before it is written.
+ * Returns 0, or -1 when a header is not within the packet (the parser
+ * checked them; checked again for the verifier; nothing written then).
+ */
+static __always_inline int xlb_nat_icmp_rewrite(void *l3, void *icmp, const struct xlb_quoted *q, void *end, int v6,
+						const __u8 *osaddr, const __u8 *odaddr,
+						const __u8 *qsaddr, __be16 qsport, const __u8 *qdaddr, __be16 qdport)
+{
+	struct xlb_ports *ports = q->l4;
+	__u16 *qcheck = NULL, *icheck = icmp + 2;
+	__u32 dq, dicmp, dout;
+	__u16 old;
+
+	if (icmp + 8 > end || q->l4 + 8 > end)
+		return -1;
+	if (q->proto == IPPROTO_TCP) {
+		if (q->l4 + 18 <= end)
+			qcheck = q->l4 + 16;
+	} else {
+		qcheck = q->l4 + 6;
+	}
+	if (v6) {
+		struct ipv6hdr *ip6 = l3, *qip6 = q->ip;
+
+		if ((void *)(ip6 + 1) > end || (void *)(qip6 + 1) > end)
+			return -1;
+		dq = xlb_csum_replace_addr(0, &qip6->saddr, qsaddr, 1);
+		dq = xlb_csum_replace_addr(dq, &qip6->daddr, qdaddr, 1);
+		dout = xlb_csum_replace_addr(0, &ip6->saddr, osaddr, 1);
+		dout = xlb_csum_replace_addr(dout, &ip6->daddr, odaddr, 1);
+		dicmp = dout; /* the ICMPv6 pseudo-header */
+	} else {
+		struct iphdr *ip = l3, *qip = q->ip;
+
+		if ((void *)(ip + 1) > end || (void *)(qip + 1) > end)
+			return -1;
+		dq = xlb_csum_replace_addr(0, &qip->saddr, qsaddr, 0);
+		dq = xlb_csum_replace_addr(dq, &qip->daddr, qdaddr, 0);
+		old = qip->check;
+		qip->check = xlb_csum_update(old, dq);
+		dicmp = xlb_csum_diff16(0, old, qip->check);
+		dout = xlb_csum_replace_addr(0, &ip->saddr, osaddr, 0);
+		dout = xlb_csum_replace_addr(dout, &ip->daddr, odaddr, 0);
+		ip->check = xlb_csum_update(ip->check, dout);
+	}
+	/* dq: the quoted addresses and ports, all part of the ICMP message too */
+	dq = xlb_csum_replace16(dq, &ports->src, qsport);
+	dq = xlb_csum_replace16(dq, &ports->dst, qdport);
+	dicmp += dq;
+	if (qcheck) {
+		old = *qcheck;
+		*qcheck = q->proto == IPPROTO_TCP ? xlb_csum_update(old, dq) : xlb_csum_update_udp(old, dq);
+		dicmp = xlb_csum_diff16(dicmp, old, *qcheck);
+	}
+	*icheck = xlb_csum_update(*icheck, dicmp);
+	return 0;
+}
+
 #endif /* XLB_NAT_H */

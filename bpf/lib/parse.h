@@ -297,11 +297,13 @@ static __always_inline int xlb_check_udp(const struct xlb_cursor *c)
 }
 
 /*
- * The packet quoted by an ICMP error: what a VIP sent to a client.
- * Addresses in the 16-byte form of xlb_abi.h (IPv4 in the first 4 bytes, the
- * rest zero); ports in network order.
+ * The packet quoted by an ICMP error: what a VIP sent to a client (or, for
+ * NAT, what a real was sent). Addresses in the 16-byte form of xlb_abi.h
+ * (IPv4 in the first 4 bytes, the rest zero); ports in network order.
  */
 struct xlb_quoted {
+	void  *ip;          /* the quoted IP header: its fixed part is in the packet */
+	void  *l4;          /* its transport header: the first 8 bytes are in the packet */
 	__u8   saddr[16];   /* the VIP */
 	__u8   daddr[16];   /* the client */
 	__be16 sport;       /* the VIP's port */
@@ -355,6 +357,8 @@ static __always_inline int xlb_parse_icmp4_error(const struct xlb_cursor *c, str
 	if ((void *)(l4 + 8) > c->end)
 		return XLB_P_TRUNC;
 	__builtin_memset(q, 0, sizeof(*q));
+	q->ip = ip;
+	q->l4 = l4;
 	__builtin_memcpy(q->saddr, &ip->saddr, 4);
 	__builtin_memcpy(q->daddr, &ip->daddr, 4);
 	q->sport = ((struct xlb_ports *)l4)->src;
@@ -403,6 +407,8 @@ static __always_inline int xlb_parse_icmp6_error(const struct xlb_cursor *c, str
 	l4 = in.pos;
 	if ((void *)(l4 + 8) > c->end)
 		return XLB_P_TRUNC;
+	q->ip = ip6;
+	q->l4 = l4;
 	__builtin_memcpy(q->saddr, &ip6->saddr, 16);
 	__builtin_memcpy(q->daddr, &ip6->daddr, 16);
 	q->sport = ((struct xlb_ports *)l4)->src;

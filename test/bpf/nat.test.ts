@@ -27,7 +27,7 @@ import { addrBytes, macBytes, portField } from '../../src/datapath/xdp/net.ts';
 import { XLB_OBJECT, requireFile, requireRoot } from '../lib/require.ts';
 import { EGRESS_MAC, LB_MAC, PEER_MAC, TUN_CONFIG, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX } from './fixtures.ts';
 import {
-  assertFrameEqual, eth, ipv4, ipv6, packet, parseFrame, payload, tcp, udp, type Ipv6Ext, type Layer,
+  assertFrameEqual, eth, icmpv4, icmpv6, ipv4, ipv6, l3Offset, packet, parseFrame, payload, tcp, udp, type Ipv6Ext, type Layer,
 } from '../lib/packets.ts';
 
 // ---------------------------------------------------------------- the network
@@ -631,5 +631,94 @@ describe('NAT entries decode', () => {
     const e = only(fw);
     assert.deepEqual([e.real, e.realPort, e.local, e.localPort, e.client, e.clientPort, e.vip, e.vipPort, e.fullNat, e.clientMac],
       [S.full6tcp.real.address, 8443, LADDR6, 4321, 'fd00:18:21::9', 1111, S.full6tcp.service.address, 80, true, PEER_MAC]);
+  });
+});
+
+// ---------------------------------------------------------------- ICMP errors about NAT flows
+
+const ROUTER4 = '198.18.22.1';
+const ROUTER6 = 'fd00:18:22::1';
+
+/** The first `n` bytes of a frame's IP packet: what an ICMP error quotes. */
+const quote = (f: Buffer, n: number): Buffer => Buffer.from(f.subarray(l3Offset(f), l3Offset(f) + n));
+
+interface IcmpErr { type: number; code: number; rest?: number }
+
+/** An ICMP(v6) error in a frame: outer addresses, MACs, the quote. Outer TTL and id fixed. */
+function icmpFrame(m: { dmac: string; smac: string; vlan?: number }, src: string, dst: string, e: IcmpErr, quoted: Buffer): Buffer {
+  const l2 = eth({ dst: m.dmac, src: m.smac, ...(m.vlan === undefined ? {} : { vlan: m.vlan }) });
+  return src.includes(':')
+    ? packet(l2, ipv6({ src, dst, hopLimit: 60 }), icmpv6({ type: e.type, code: e.code, rest: e.rest ?? 0 }), quoted)
+    : packet(l2, ipv4({ src, dst, ttl: 60, id: 0x0e0e, tos: 0xc0 }), icmpv4({ type: e.type, code: e.code, rest: e.rest ?? 0 }), quoted);
+}
+
+const UNREACH4: IcmpErr = { type: 3, code: 3 };
+const FRAG_NEEDED4: IcmpErr = { type: 3, code: 4, rest: 1400 };
+const TOO_BIG6: IcmpErr = { type: 2, code: 0, rest: 1280 };
+const UNREACH6: IcmpErr = { type: 1, code: 4 };
+const TIME_EXCEEDED6: IcmpErr = { type: 3, code: 0 };
+
+describe('ICMP errors about NAT flows', () => {
+  // a real (or a router on its side) answers a packet it was sent with an error: the client must
+  // get an error from the VIP that quotes exactly what the client sent
+  const fromRealSide: [string, Svc, IcmpErr, number, FlowOpts][] = [
+    ['NAT IPv4 UDP port unreachable, quoting the datagram', S.nat4udp, UNREACH4, 20 + 8 + 24, {}],
+    ['NAT IPv4 UDP port unreachable with a VLAN tag', S.nat4udp, UNREACH4, 20 + 8 + 24, { vlan: 100 }],
+    ['NAT IPv4 TCP fragmentation needed, quoting 8 bytes of TCP (RFC 792)', S.nat4tcp, FRAG_NEEDED4, 20 + 8, {}],
+    ['NAT IPv6 TCP time exceeded, quoting the TCP header', S.nat6tcp, TIME_EXCEEDED6, 40 + 20 + 8, {}],
+    ['full-NAT IPv4 TCP fragmentation needed, quoting the whole TCP header (its checksum updated)', S.full4tcp, FRAG_NEEDED4, 20 + 20 + 32, {}],
+    ['full-NAT IPv4 UDP without a checksum, port unreachable', S.full4udp, UNREACH4, 20 + 8 + 16, { udpChecksum0: true }],
+    ['full-NAT IPv6 UDP packet too big', S.full6udp, TOO_BIG6, 40 + 8 + 24, {}],
+    ['full-NAT IPv6 TCP destination unreachable', S.full6tcp, UNREACH6, 40 + 20 + 40, {}],
+  ];
+  for (const [name, s, err, n, o] of fromRealSide) {
+    test(`from the real's side: ${name}`, async () => {
+      const { fw } = await fresh();
+      const first: FlowOpts = { ...o, flags: s.service.protocol === 'tcp' ? 'S' : 'PA' };
+      const out = run(fw, fromClient(s, first), XDP_TX, { ct_miss: 1n, nat_created: 1n });
+      const lport = s.real.method === 'fullnat' ? sourcePort(out) : undefined;
+      const full = lport !== undefined;
+      const input = icmpFrame({ dmac: LB_MAC, smac: s.real.mac, ...(o.vlan ? { vlan: o.vlan } : {}) }, s.real.address,
+        full ? laddrOf(s) : clientOf(s, o), err, quote(toReal(s, o, lport), n));
+      const expected = icmpFrame({ dmac: PEER_MAC, smac: LB_MAC, ...(o.vlan ? { vlan: o.vlan } : {}) }, s.service.address, clientOf(s, o), err,
+        quote(fromClient(s, o), n));
+      assertFrameEqual(run(fw, input, XDP_TX, { nat_icmp: 1n }), expected, 'error to the client');
+    });
+  }
+
+  test('from the real\'s side, with no state: not ours, passed untouched', async () => {
+    const { fw } = await fresh();
+    const input = icmpFrame({ dmac: LB_MAC, smac: S.nat4udp.real.mac }, S.nat4udp.real.address, CLIENT4, UNREACH4, quote(toReal(S.nat4udp), 20 + 8));
+    assertFrameEqual(run(fw, input, XDP_PASS, { pass_non_service: 1n }), input, 'passed');
+  });
+
+  // a router between the client and the balancer answers a reply: the real must get an error that
+  // quotes exactly what the real sent
+  const fromClientSide: [string, Svc, IcmpErr, number][] = [
+    ['NAT IPv4 TCP fragmentation needed', S.nat4tcp, FRAG_NEEDED4, 20 + 20 + 32],
+    ['NAT IPv6 UDP destination unreachable', S.nat6udp, UNREACH6, 40 + 8 + 24],
+    ['full-NAT IPv4 TCP fragmentation needed (outer source := the full-NAT address)', S.full4tcp, FRAG_NEEDED4, 20 + 8],
+    ['full-NAT IPv6 TCP packet too big', S.full6tcp, TOO_BIG6, 40 + 20 + 16],
+  ];
+  for (const [name, s, err, n] of fromClientSide) {
+    test(`from the client's side: ${name}`, async () => {
+      const { fw } = await fresh();
+      const out = run(fw, fromClient(s, { flags: 'S' }), XDP_TX, { ct_miss: 1n, nat_created: 1n });
+      const lport = s.real.method === 'fullnat' ? sourcePort(out) : undefined;
+      const router = v6(s) ? ROUTER6 : ROUTER4;
+      const input = icmpFrame({ dmac: LB_MAC, smac: PEER_MAC }, router, s.service.address, err, quote(toClient(s), n));
+      const expected = icmpFrame({ dmac: s.real.mac, smac: EGRESS_MAC }, lport === undefined ? router : laddrOf(s), s.real.address, err,
+        quote(fromReal(s, {}, lport), n));
+      assertFrameEqual(run(fw, input, XDP_TX, { icmp_fwd: 1n, nat_icmp: 1n }), expected, 'error to the real');
+    });
+  }
+
+  test('from the client\'s side, a full-NAT flow the connection table does not know: passed to the local stack', async () => {
+    const { fw } = await fresh();
+    const s = S.full4tcp;
+    run(fw, fromClient(s, { flags: 'S' }), XDP_TX, { ct_miss: 1n, nat_created: 1n });
+    fw.clearConntrack();
+    const input = icmpFrame({ dmac: LB_MAC, smac: PEER_MAC }, ROUTER4, s.service.address, FRAG_NEEDED4, quote(toClient(s), 28));
+    assertFrameEqual(run(fw, input, XDP_PASS, { pass_local: 1n }), input, 'passed');
   });
 });
