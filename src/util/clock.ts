@@ -29,13 +29,22 @@ export interface Clock {
 }
 
 interface SystemHandle extends TimerHandle {
-  timeout: NodeJS.Timeout;
+  timeout?: NodeJS.Timeout;
 }
 
+/**
+ * Real time. A Node timer can fire up to a millisecond before its delay has passed by
+ * performance.now() (it counts from the event loop's cached time); a deadline must never be early
+ * (the state machine ignores early timer events), so an early callback re-arms for the rest.
+ */
 export const systemClock: Clock = {
   now: () => performance.now(),
   setTimer(at, fn) {
-    const handle: SystemHandle = { at, timeout: setTimeout(fn, Math.max(0, at - performance.now())) };
+    const handle: SystemHandle = { at };
+    const arm = () => {
+      handle.timeout = setTimeout(() => (performance.now() < at ? arm() : fn()), Math.max(0, Math.ceil(at - performance.now())));
+    };
+    arm();
     return handle;
   },
   clearTimer(handle) {
