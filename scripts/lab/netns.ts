@@ -5,7 +5,7 @@
  * and the processes in them, and onCleanup() runs such removals on exit and on signals.
  * Nothing here touches the root namespace's addresses or routes.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 export function ip(args: string[], ns?: string): string {
@@ -15,10 +15,6 @@ export function ip(args: string[], ns?: string): string {
 
 export function nsExec(ns: string, cmd: string[], opts: { input?: string } = {}): string {
   return execFileSync('ip', ['netns', 'exec', ns, ...cmd], { encoding: 'utf8', input: opts.input, stdio: ['pipe', 'pipe', 'pipe'] });
-}
-
-export function nsSpawn(ns: string, cmd: string[]): ChildProcess {
-  return spawn('ip', ['netns', 'exec', ns, ...cmd], { stdio: ['pipe', 'pipe', 'inherit'] });
 }
 
 export function sysctl(ns: string, key: string, value: string): void {
