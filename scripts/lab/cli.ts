@@ -2,9 +2,10 @@
  * `scripts/lab/lab`: bring a namespace lab (scripts/lab/lab.ts) up or down from a shell.
  *
  *   lab up [--prefix P] [--clients N] [--lbs N] [--reals N] [--routing direct|via-lb]
- *          [--http node|nginx] [--json]
- *       builds the lab, starts the real servers' services (detached), prints its description
- *       (JSON with --json) and exits, leaving it running. Interrupted, it removes what it made.
+ *          [--http node|nginx] [--decap] [--json]
+ *       builds the lab, starts the real servers' services (detached; --decap: also `xlb decap` on
+ *       every real, for TUN), prints its description (JSON with --json) and exits, leaving it
+ *       running. Interrupted, it removes what it made.
  *   lab down [--prefix P | --all]     kills its processes, deletes its namespaces and state
  *   lab list                          prefixes of the labs that are up
  *   lab show [--prefix P] [--json]    a running lab's description
@@ -19,7 +20,7 @@ import { HTTP_SERVERS, type HttpServerKind } from './services.ts';
 
 const DEFAULT_PREFIX = 'xlab';
 const USAGE = `usage:
-  scripts/lab/lab up [--prefix P] [--clients N] [--lbs N] [--reals N] [--routing ${ROUTINGS.join('|')}] [--http ${HTTP_SERVERS.join('|')}] [--json]
+  scripts/lab/lab up [--prefix P] [--clients N] [--lbs N] [--reals N] [--routing ${ROUTINGS.join('|')}] [--http ${HTTP_SERVERS.join('|')}] [--decap] [--json]
   scripts/lab/lab down [--prefix P | --all]
   scripts/lab/lab list
   scripts/lab/lab show [--prefix P] [--json]
@@ -47,7 +48,8 @@ async function main(argv: string[]): Promise<void> {
       args: rest,
       options: {
         prefix: { type: 'string' }, clients: { type: 'string' }, lbs: { type: 'string' }, reals: { type: 'string' },
-        routing: { type: 'string' }, http: { type: 'string' }, json: { type: 'boolean' }, all: { type: 'boolean' },
+        routing: { type: 'string' }, http: { type: 'string' }, decap: { type: 'boolean' }, json: { type: 'boolean' },
+        all: { type: 'boolean' },
       },
     });
   } catch (err) {
@@ -62,7 +64,7 @@ async function main(argv: string[]): Promise<void> {
 
   switch (command) {
     case 'up': {
-      only(['prefix', 'clients', 'lbs', 'reals', 'routing', 'http', 'json']);
+      only(['prefix', 'clients', 'lbs', 'reals', 'routing', 'http', 'decap', 'json']);
       if (process.getuid?.() !== 0) throw new Error('lab up needs root (network namespaces)');
       const lab = await createLab({
         prefix,
@@ -71,6 +73,7 @@ async function main(argv: string[]): Promise<void> {
         reals: integer('reals', o.reals),
         routing: oneOf<Routing>('routing', o.routing, ROUTINGS),
         http: oneOf<HttpServerKind>('http', o.http, HTTP_SERVERS),
+        decap: o.decap,
         log: (line) => process.stderr.write(`lab ${prefix}: ${line}\n`),
       });
       lab.persist();

@@ -15,6 +15,7 @@
  *                                                       on every real's lo
  *   lbK's full-NAT     198.18.0.(200+K) fd00::(200+K)   on lbK's eth0
  *   source
+ *   lbK's TUN source   its server-side address (the outer source of its IP-in-IP packets)
  *
  * e.g. lb1 198.18.0.2 and 198.18.1.2, real1 198.18.0.11, client1 198.18.1.11.
  *
@@ -35,18 +36,22 @@
  * frames only when its peer has NAPI; with GRO alone frames were seen to wait hundreds of ms).
  *
  * Every real runs the services of scripts/lab/services.ts (HTTP :80 and :8080, UDP and TCP
- * echo :7), detached. The state directory /run/xlb-lab/<prefix> (or $XLB_LAB_STATE_ROOT/<prefix>)
+ * echo :7), detached. With `decap`, every real also runs `xlb decap attach eth0` (the TUN
+ * decapsulation program, bin/xlb), accepting tunnels from the LBs' TUN sources only. The state directory /run/xlb-lab/<prefix> (or $XLB_LAB_STATE_ROOT/<prefix>)
  * holds lab.json (the description) and the services' files. destroy() / destroyLab() kill every
- * process in the lab's namespaces, delete them (with them the veths and any XDP program on them)
- * and remove the state directory; createLab() registers that with onCleanup(), so an exit or a
+ * process in the lab's namespaces, remove the decapsulation program's pins of its hosts (`xlb
+ * decap` pins per namespace and interface), delete the namespaces (with them the veths and any
+ * XDP program on them) and remove the state directory; createLab() registers that with onCleanup(), so an exit or a
  * signal during creation, or before destroy(), removes the lab too (persist() keeps it: `lab up`).
  * Labs with different prefixes coexist: they share nothing (a prefix has no '-', so no lab's
  * names start with another's "<prefix>-").
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import { bpfObjectPath } from '../../src/datapath/bpf/index.ts';
+import { DECAP_PIN_ROOT, pinDir } from '../../src/datapath/xdp/decap.ts';
 import { destroyNamespaces, ip, listNamespaces, onCleanup, randomPrefix, sysctls } from './netns.ts';
 import { ECHO_PORT, HTTP_PORTS, HTTP_SERVERS, startRealServices, type HttpServerKind } from './services.ts';
 
@@ -67,6 +72,7 @@ const HOST_BASE = 10;
 const NAT_BASE = 200;
 const PREFIX_RE = /^[a-z][a-z0-9]{0,11}$/;
 const BASELINE_OBJECT = bpfObjectPath('baseline');
+const XLB_CLI = resolve(import.meta.dirname, '../../bin/xlb');
 
 export interface LabHost {
   name: string;         // 'client1', 'lb1', 'real1', ...
@@ -89,6 +95,8 @@ export interface LabDescription {
   prefix: string;
   routing: Routing;
   http: HttpServerKind;
+  /** `xlb decap` attached on every real's eth0 */
+  decap: boolean;
   stateDir: string;
   vip4: string;
   vip6: string;
@@ -114,6 +122,8 @@ export interface LabOptions {
   reals?: number;
   routing?: Routing;
   http?: HttpServerKind;
+  /** attach the TUN decapsulation program (`xlb decap attach eth0`) on every real */
+  decap?: boolean;
   /** progress lines, e.g. for a CLI */
   log?: (line: string) => void;
 }
@@ -146,8 +156,20 @@ export function labExists(prefix: string): boolean {
  */
 export function destroyLab(prefix: string, pids: readonly number[] = []): void {
   checkPrefix(prefix);
+  const pins = listNamespaces().filter((n) => n.startsWith(`${prefix}-`)).map((ns) => pinDir('eth0', statSync(`/run/netns/${ns}`).ino));
   destroyNamespaces(prefix, pids);
+  removeDecapPins(pins);
   rmSync(labStateDir(prefix), { recursive: true, force: true });
+}
+
+/** Remove `xlb decap` pin directories, then their parents if that leaves them empty. */
+function removeDecapPins(dirs: readonly string[]): void {
+  const present = dirs.filter((d) => existsSync(d));
+  for (const d of present) rmSync(d, { recursive: true, force: true });
+  if (present.length === 0) return;
+  for (const d of [DECAP_PIN_ROOT, dirname(DECAP_PIN_ROOT)]) {
+    try { rmdirSync(d); } catch { return; } // not empty (someone else's pins) or gone
+  }
 }
 
 /** The prefixes of the labs made by createLab that are still there (by their state directory). */
@@ -179,6 +201,7 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
   if (!ROUTINGS.includes(routing)) throw new Error(`routing '${String(routing)}' is not one of ${ROUTINGS.join(', ')}`);
   const http = opts.http ?? 'node';
   if (!HTTP_SERVERS.includes(http)) throw new Error(`http server '${String(http)}' is not one of ${HTTP_SERVERS.join(', ')}`);
+  const decap = opts.decap ?? false;
   if (!existsSync(BASELINE_OBJECT)) throw new Error(`${BASELINE_OBJECT} is missing: run \`make bpf\``);
   if (labExists(prefix)) {
     throw new Error(`a lab with prefix '${prefix}' exists: remove it first (scripts/lab/lab down --prefix ${prefix})`);
@@ -268,12 +291,17 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
     }
 
     log(`services (${http}) on ${reals.map((r) => r.name).join(', ')}`);
-    await Promise.all(reals.map((r) => startRealServices({
+    const started: Promise<void>[] = reals.map((r) => startRealServices({
       ns: r.ns, name: r.name, dir: join(stateDir, r.name), http, onPid: (pid) => pids.push(pid),
-    })));
+    }));
+    if (decap) {
+      const allow = lbs.flatMap((l) => [`${l.ipv4}/32`, `${l.ipv6}/128`]);
+      started.push(...reals.map((r) => attachDecap(r.ns, allow)));
+    }
+    await Promise.all(started);
 
     const description: LabDescription = {
-      prefix, routing, http, stateDir, vip4, vip6,
+      prefix, routing, http, decap, stateDir, vip4, vip6,
       ports: { http: [...HTTP_PORTS], echo: ECHO_PORT },
       clients, lbs, reals,
     };
@@ -299,11 +327,21 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
   }
 }
 
+/** `xlb decap attach eth0` in a namespace (nsenter: `ip netns exec` would hide /sys/fs/bpf, where it pins). */
+async function attachDecap(ns: string, allowSrc: string[]): Promise<void> {
+  try {
+    await promisify(execFile)('nsenter', [`--net=/run/netns/${ns}`, XLB_CLI, 'decap', 'attach', 'eth0', '--allow-src', ...allowSrc]);
+  } catch (err) {
+    const e = err as Error & { stderr?: string };
+    throw new Error(`${ns}: xlb decap attach failed: ${(e.stderr ?? '').trim() || e.message}`);
+  }
+}
+
 /** The description for people: one line per host. */
 export function formatLab(d: LabDescription): string {
   const row = (h: LabHost, extra = '') => `  ${h.name.padEnd(9)} ${h.ns.padEnd(20)} ${h.ipv4.padEnd(13)} ${h.ipv6.padEnd(12)} ${h.mac}${extra}`;
   return [
-    `lab ${d.prefix}: routing ${d.routing}, HTTP by ${d.http}, state in ${d.stateDir}`,
+    `lab ${d.prefix}: routing ${d.routing}, HTTP by ${d.http}${d.decap ? ', xlb decap on the reals' : ''}, state in ${d.stateDir}`,
     `  VIP ${d.vip4} ${d.vip6} (on ${d.lbs[0]?.name ?? '?'}'s eth0 and every real's lo)`,
     `  services on every real: HTTP :${d.ports.http.join(' :')}, UDP and TCP echo :${d.ports.echo}`,
     ...d.lbs.map((h) => row(h, `  client side ${h.clientIpv4} ${h.clientIpv6}, full-NAT source ${h.natSrc4} ${h.natSrc6}`)),
