@@ -4,10 +4,11 @@
  * scripts/lab/services.ts). Commands:
  *
  *   {"op":"http", "url", "count", "concurrency"?}      count GETs, each on a new connection
- *       → {served: {real: n}, errors: [..]}
+ *       → {served: {real: n}, ports: {port the real saw: n}, errors: [..]}
  *   {"op":"udp", "address", "port", "count", "concurrency"?}
- *       count datagrams, each from a new socket (a new flow) connected to address:port (so only a
- *       reply from there counts), with a unique payload that must come back as "REAL: payload"
+ *       count datagrams, each from a new socket (a new flow: the sockets stay open until the last
+ *       reply, so no two flows share a port) connected to address:port (so only a reply from there
+ *       counts), with a unique payload that must come back as "REAL: payload"
  *       → {served, errors}
  *   {"op":"streams.open", "address", "port", "want": [real...], "max"?}
  *       opens TCP echo streams until each wanted real holds one (the echo greets with its name);
@@ -22,9 +23,10 @@
  */
 import { request } from 'node:http';
 import { connect, isIPv6, type Socket as TcpSocket } from 'node:net';
-import { createSocket } from 'node:dgram';
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { serveAgent } from './agent.ts';
+import { PORT_HEADER } from './services.ts';
 
 const TIMEOUT_MS = 3000;
 
@@ -47,14 +49,21 @@ function int(cmd: Record<string, unknown>, key: string, dflt?: number): number {
   return v;
 }
 
-/** One GET on a new connection: the body (the real's name) or an error. */
-function get(url: string): Promise<string> {
+interface Answer { real: string; port?: number }
+
+/** One GET on a new connection: the real's name (the body) and the port it saw, or an error. */
+function get(url: string): Promise<Answer> {
   return new Promise((ok, fail) => {
     const req = request(url, { agent: false, timeout: TIMEOUT_MS }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => { body += d; });
-      res.on('end', () => (res.statusCode === 200 ? ok(body.trim()) : fail(new Error(`HTTP ${res.statusCode}`))));
+      res.on('end', () => {
+        if (res.statusCode !== 200) return fail(new Error(`HTTP ${res.statusCode}`));
+        const port = Number(res.headers[PORT_HEADER]);
+        if (!Number.isInteger(port)) return fail(new Error(`no ${PORT_HEADER} header in the answer`));
+        ok({ real: body.trim(), port });
+      });
       res.on('error', fail);
     });
     req.on('timeout', () => req.destroy(new Error(`no answer in ${TIMEOUT_MS} ms`)));
@@ -63,14 +72,19 @@ function get(url: string): Promise<string> {
   });
 }
 
-/** One datagram from a new socket; the reply must be "REAL: payload". */
-function udpEcho(address: string, port: number, payload: string): Promise<string> {
+/**
+ * One datagram from a new socket; the reply must be "REAL: payload". The socket goes to `open`,
+ * for the caller to close once every flow is done: a closed socket's port could be handed to a
+ * later flow, which would then be the same flow to the balancer.
+ */
+function udpEcho(address: string, port: number, payload: string, open: UdpSocket[]): Promise<Answer> {
   return new Promise((ok, fail) => {
     const sock = createSocket(isIPv6(address) ? 'udp6' : 'udp4');
+    open.push(sock);
     const done = (err: Error | null, real?: string) => {
       clearTimeout(timer);
-      sock.close();
-      if (err) fail(err); else ok(real!);
+      sock.removeAllListeners('message');
+      if (err) fail(err); else ok({ real: real! });
     };
     const timer = setTimeout(() => done(new Error(`no reply to '${payload}' in ${TIMEOUT_MS} ms`)), TIMEOUT_MS);
     sock.on('error', (err) => done(err));
@@ -84,24 +98,27 @@ function udpEcho(address: string, port: number, payload: string): Promise<string
   });
 }
 
-/** Run `count` tasks, `concurrency` at a time; tally the reals and the errors. */
-async function tally(count: number, concurrency: number, task: (i: number) => Promise<string>): Promise<{ served: Served; errors: string[] }> {
+/** Run `count` tasks, `concurrency` at a time; tally the reals, the ports they saw and the errors. */
+async function tally(count: number, concurrency: number, task: (i: number) => Promise<Answer>):
+  Promise<{ served: Served; ports?: Record<number, number>; errors: string[] }> {
   const served: Served = {};
+  const ports: Record<number, number> = {};
   const errors: string[] = [];
   let i = 0;
   const worker = async () => {
     while (i < count) {
       const n = i++;
       try {
-        const real = await task(n);
+        const { real, port } = await task(n);
         served[real] = (served[real] ?? 0) + 1;
+        if (port !== undefined) ports[port] = (ports[port] ?? 0) + 1;
       } catch (err) {
         errors.push((err as Error).message);
       }
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, concurrency) }, worker));
-  return { served, errors };
+  return Object.keys(ports).length ? { served, ports, errors } : { served, errors };
 }
 
 // ---- long-lived echo streams
@@ -163,7 +180,12 @@ serveAgent({
       const address = str(cmd, 'address');
       const port = int(cmd, 'port');
       const tag = randomBytes(6).toString('hex');
-      return tally(int(cmd, 'count'), int(cmd, 'concurrency', 4), (i) => udpEcho(address, port, `xlb-${tag}-${i}`));
+      const open: UdpSocket[] = [];
+      try {
+        return await tally(int(cmd, 'count'), int(cmd, 'concurrency', 4), (i) => udpEcho(address, port, `xlb-${tag}-${i}`, open));
+      } finally {
+        for (const sock of open) sock.close();
+      }
     },
     'streams.open': async (cmd) => {
       const address = str(cmd, 'address');
@@ -221,7 +243,7 @@ serveAgent({
       loopWorkers = Array.from({ length: Math.max(1, int(cmd, 'concurrency', 2)) }, async () => {
         while (loopRunning) {
           const g: Get = { start: next(), end: 0 };
-          try { g.real = await get(url); } catch (err) { g.error = (err as Error).message; }
+          try { g.real = (await get(url)).real; } catch (err) { g.error = (err as Error).message; }
           g.end = next();
           gets.push(g);
         }

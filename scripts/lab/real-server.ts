@@ -5,7 +5,8 @@
  *   node --import tsx real-server.ts NAME --echo PORT [--http PORT,PORT...]
  *
  * - HTTP on each --http port (none when the option is absent: nginx serves HTTP instead),
- *   IPv4 and IPv6: every request gets "NAME\n" and the connection is closed;
+ *   IPv4 and IPv6: every request gets "NAME\n", with the port it came to in the header
+ *   PORT_HEADER (so a client sees a NAT port rewrite), and the connection is closed;
  * - UDP echo on the --echo port, on each address the host has when it starts (the VIP on lo
  *   included; link-local ones left out): the reply is "NAME: " followed by the datagram, sent from
  *   the address the datagram came to (a socket bound to the wildcard would answer a datagram for
@@ -20,6 +21,7 @@ import { createServer as createTcpServer, type Server as TcpServer } from 'node:
 import { createSocket, type Socket } from 'node:dgram';
 import { networkInterfaces } from 'node:os';
 import { parseArgs } from 'node:util';
+import { PORT_HEADER } from './services.ts';
 
 function listen(server: HttpServer | TcpServer, port: number): Promise<void> {
   return new Promise((ok, fail) => {
@@ -48,8 +50,8 @@ async function main(): Promise<void> {
   const httpPorts = values.http === undefined ? [] : values.http.split(',').map((p) => port('--http', p));
 
   for (const port of httpPorts) {
-    const http = createHttpServer((_req, res) => {
-      res.writeHead(200, { 'content-type': 'text/plain', connection: 'close' });
+    const http = createHttpServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain', connection: 'close', [PORT_HEADER]: String(req.socket.localPort) });
       res.end(`${name}\n`);
     });
     await listen(http, port);

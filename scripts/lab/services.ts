@@ -4,7 +4,8 @@
  * teardown kills every process in its namespaces.
  *
  * Every real serves, on all of its addresses (the VIP on lo included):
- *   HTTP  :80 and :8080   "NAME\n" (8080 lets NAT show a port rewrite: VIP :80 -> real :8080)
+ *   HTTP  :80 and :8080   "NAME\n", header x-lab-port: the port the request came to (8080 lets
+ *                         NAT show a port rewrite: VIP :80 -> real :8080)
  *   UDP   :7              echo, the reply is "NAME: " + the datagram
  *   TCP   :7              "NAME\n" first, then an echo of every byte (long-lived streams)
  * HTTP comes from scripts/lab/real-server.ts (node, the default) or from nginx (fast, for the
@@ -17,6 +18,8 @@ import { join, resolve } from 'node:path';
 
 export const HTTP_PORTS = [80, 8080] as const;
 export const ECHO_PORT = 7;
+/** The HTTP response header naming the port the request came to. */
+export const PORT_HEADER = 'x-lab-port';
 export const HTTP_SERVERS = ['node', 'nginx'] as const;
 export type HttpServerKind = (typeof HTTP_SERVERS)[number];
 
@@ -42,6 +45,7 @@ export function nginxConfig(name: string, dir: string): string {
     '  server {',
     ...listen,
     '    default_type text/plain;',
+    `    add_header ${PORT_HEADER} $server_port always;`,
     `    location / { return 200 "${name}\\n"; }`,
     '  }',
     '}',
