@@ -7,19 +7,21 @@
  *  - the added real takes new connections; no connection that starts after the drain lands on
  *    the drained real, none after the removal on the removed real;
  *  - short connections fail only if they were in flight on the removed real when it went.
+ * DR, and NAT (reals routed via the LB, HTTP on the reals' :8080), whose per-connection state
+ * must survive the changes as well.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Get, StreamStatus } from '../../scripts/lab/client-agent.ts';
-import type { RealSpec, ServiceSpec } from '../../src/datapath/xdp/forwarder.ts';
-import { counters, delta, drReals, drops, startRig, urlOf, vipOf, type Family, type Rig } from './rig.ts';
+import type { Method, ServiceSpec } from '../../src/datapath/xdp/forwarder.ts';
+import type { LabOptions } from '../../scripts/lab/lab.ts';
+import { counters, delta, drops, realSpecs, startRig, urlOf, vipOf, type Family, type Rig } from './rig.ts';
 
 const PHASE_MS = 600;
 const STREAM_INTERVAL_MS = 5;
 
-type RealsFor = (weights: Record<string, number>) => RealSpec[];
-
-async function changesUnderTraffic(rig: Rig, family: Family, realsFor: RealsFor): Promise<void> {
+/** `httpRealPort`: NAT, the reals' port for the HTTP service (VIP :80 -> real :8080) */
+async function changesUnderTraffic(rig: Rig, family: Family, method: Method, httpRealPort?: number): Promise<void> {
   const { lab, lb, client } = rig;
   const vip = vipOf(lab, family);
   const http: ServiceSpec = { address: vip, port: lab.ports.http[0]!, protocol: 'tcp' };
@@ -28,7 +30,8 @@ async function changesUnderTraffic(rig: Rig, family: Family, realsFor: RealsFor)
   /** Change the reals of both services; the marks around the change date the GETs. */
   const change = async (weights: Record<string, number>) => {
     const from = await mark();
-    for (const service of [http, echo]) await lb.call({ op: 'service', service, reals: realsFor(weights) });
+    await lb.call({ op: 'service', service: http, reals: realSpecs(lab, family, method, weights, httpRealPort) });
+    await lb.call({ op: 'service', service: echo, reals: realSpecs(lab, family, method, weights) });
     return { from, to: await mark() };
   };
   const pause = () => new Promise((ok) => setTimeout(ok, PHASE_MS));
@@ -104,16 +107,20 @@ async function changesUnderTraffic(rig: Rig, family: Family, realsFor: RealsFor)
   }
 }
 
-describe('changes of reals under traffic (lab routing: direct)', () => {
-  let rig: Rig | undefined;
-  const getRig = () => { assert.ok(rig, 'the lab did not come up'); return rig; };
-  before(async () => { rig = await startRig({ reals: 4, routing: 'direct' }); });
-  after(async () => { await rig?.close(); });
+function changesSuite(title: string, method: Method, lab: LabOptions, httpRealPort?: number): void {
+  describe(title, () => {
+    let rig: Rig | undefined;
+    const getRig = () => { assert.ok(rig, 'the lab did not come up'); return rig; };
+    before(async () => { rig = await startRig({ reals: 4, ...lab }); });
+    after(async () => { await rig?.close(); });
 
-  for (const family of [4, 6] as const) {
-    test(`DR, IPv${family}: add, drain, remove a real while streams and short connections run`, () => {
-      const r = getRig();
-      return changesUnderTraffic(r, family, (w) => drReals(r.lab, family, w));
-    });
-  }
-});
+    for (const family of [4, 6] as const) {
+      test(`${method.toUpperCase()}, IPv${family}: add, drain, remove a real while streams and short connections run`, () =>
+        changesUnderTraffic(getRig(), family, method, httpRealPort));
+    }
+  });
+}
+
+changesSuite('changes of reals under traffic (lab routing: direct)', 'dr', { routing: 'direct' });
+// NAT: the connections' NAT state (replies translated back) must survive the changes too
+changesSuite('changes of reals under traffic (lab routing: via-lb)', 'nat', { routing: 'via-lb' }, 8080);

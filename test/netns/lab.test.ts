@@ -5,14 +5,15 @@
  * so `down --all` here removes only this run's labs.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, existsSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, describe, test } from 'node:test';
 import { Agent } from '../../scripts/lab/agent.ts';
 import type { LabDescription } from '../../scripts/lab/lab.ts';
+import { DECAP_PROGRAM, pinDir } from '../../src/datapath/xdp/decap.ts';
 import { destroyNamespaces, ip, listNamespaces, nsPids, randomPrefix } from '../../scripts/lab/netns.ts';
 import { REPO, requireLab } from '../lib/require.ts';
 
@@ -58,11 +59,12 @@ describe('the namespace lab (scripts/lab/lab)', () => {
   test('up builds the lab of the addressing reference and exits leaving it running; down removes all of it', () => {
     requireLab();
     const prefix = newPrefix();
-    const d = JSON.parse(lab(['up', '--prefix', prefix, '--clients', '2', '--lbs', '2', '--reals', '2', '--routing', 'via-lb', '--json'])) as LabDescription;
+    const d = JSON.parse(lab(['up', '--prefix', prefix, '--clients', '2', '--lbs', '2', '--reals', '2', '--routing', 'via-lb', '--decap', '--json'])) as LabDescription;
 
     assert.equal(d.prefix, prefix);
     assert.equal(d.routing, 'via-lb');
     assert.equal(d.http, 'node');
+    assert.equal(d.decap, true);
     assert.deepEqual([d.vip4, d.vip6], ['198.18.0.100', 'fd00::100']);
     assert.deepEqual(d.ports, { http: [80, 8080], echo: 7 });
     assert.deepEqual(d.lbs.map((h) => [h.name, h.ns, h.ipv4, h.ipv6, h.clientIpv4, h.clientIpv6, h.natSrc4, h.natSrc6]), [
@@ -87,6 +89,17 @@ describe('the namespace lab (scripts/lab/lab)', () => {
     assert.equal(via(d.reals[0]!.ns, '198.18.1.11'), '198.18.0.2');
     assert.equal(via(d.reals[1]!.ns, 'fd00:1::12'), 'fd00::2');
 
+    // --decap: xlb decap attached (and pinned) on every real, accepting the LBs' TUN sources
+    const pins = d.reals.map((r) => pinDir('eth0', statSync(`/run/netns/${r.ns}`).ino));
+    for (const [i, r] of d.reals.entries()) {
+      assert.ok(existsSync(pins[i]!), `${r.name}: xlb decap pinned at ${pins[i]}`);
+      const xdp = JSON.parse(ip(['-j', 'link', 'show', 'dev', 'eth0'], r.ns)) as { xdp?: { prog?: { name?: string } } }[];
+      assert.equal(xdp[0]?.xdp?.prog?.name, DECAP_PROGRAM, `${r.name}: the decap program on eth0`);
+    }
+    const status = execFileSync('nsenter', [`--net=/run/netns/${d.reals[0]!.ns}`, resolve(REPO, 'bin/xlb'), 'decap', 'status', 'eth0', '--json'], { encoding: 'utf8' });
+    assert.deepEqual((JSON.parse(status) as { interfaces: { allowSrc: string[] }[] }).interfaces[0]?.allowSrc.sort(),
+      ['198.18.0.2/32', '198.18.0.3/32', 'fd00::2/128', 'fd00::3/128']);
+
     // it outlived the launcher: services running, described by list and show
     const pids = realPids(d);
     assert.ok(pids.length >= 2, 'every real runs its services');
@@ -95,6 +108,7 @@ describe('the namespace lab (scripts/lab/lab)', () => {
 
     assert.match(lab(['down', '--prefix', prefix]), new RegExp(`lab ${prefix}: removed`));
     assertGone(prefix, pids);
+    for (const p of pins) assert.equal(existsSync(p), false, `${p} is removed`);
     assert.equal(lab(['list']), '');
   });
 
@@ -114,7 +128,7 @@ describe('the namespace lab (scripts/lab/lab)', () => {
             const host = address.includes(':') ? `[${address}]` : address;
             for (const port of d.ports.http) {
               assert.deepEqual(await agent.call({ op: 'http', url: `http://${host}:${port}/`, count: 2 }),
-                { ok: true, served: { [r.name]: 2 }, errors: [] }, `${d.prefix} ${r.name} HTTP ${host}:${port}`);
+                { ok: true, served: { [r.name]: 2 }, ports: { [port]: 2 }, errors: [] }, `${d.prefix} ${r.name} HTTP ${host}:${port}`);
             }
             assert.deepEqual(await agent.call({ op: 'udp', address, port: d.ports.echo, count: 2 }),
               { ok: true, served: { [r.name]: 2 }, errors: [] }, `${d.prefix} ${r.name} UDP echo ${address}`);

@@ -5,11 +5,12 @@
  * signals, so nothing is left behind on any way out.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { Agent } from '../../scripts/lab/agent.ts';
 import { createLab, type Lab, type LabOptions } from '../../scripts/lab/lab.ts';
 import { randomPrefix } from '../../scripts/lab/netns.ts';
-import type { RealSpec, ServiceSpec } from '../../src/datapath/xdp/forwarder.ts';
+import type { ForwarderConfig, Method, RealSpec, ServiceSpec } from '../../src/datapath/xdp/forwarder.ts';
 import { REPO, requireLab } from '../lib/require.ts';
 
 export type Family = 4 | 6;
@@ -48,13 +49,27 @@ export const vipOf = (lab: Lab, family: Family): string => (family === 4 ? lab.v
 export const addrOf = (h: { ipv4: string; ipv6: string }, family: Family): string => (family === 4 ? h.ipv4 : h.ipv6);
 export const urlOf = (address: string, port: number): string => `http://${address.includes(':') ? `[${address}]` : address}:${port}/`;
 
-/** DR reals for the lab's reals by name, weight 1 unless given. */
-export function drReals(lab: Lab, family: Family, weights: Record<string, number>): RealSpec[] {
+/** The lab's reals by name with these weights, as the forwarder's reals of a method (and port). */
+export function realSpecs(lab: Lab, family: Family, method: Method, weights: Record<string, number>, port?: number): RealSpec[] {
   return Object.entries(weights).map(([name, weight]) => {
     const r = lab.reals.find((x) => x.name === name);
     assert.ok(r, `no real '${name}' in the lab`);
-    return { address: addrOf(r, family), weight, method: 'dr', mac: r.mac, smac: lab.lb.mac };
+    return { address: addrOf(r, family), weight, method, mac: r.mac, smac: lab.lb.mac, ...(port === undefined ? {} : { port }) };
   });
+}
+
+/** The lab's forwarder settings: lb1's TUN sources (its server-side addresses) and full-NAT sources. */
+export function labConfig(lab: Lab): ForwarderConfig {
+  return { tunSrc4: lab.lb.ipv4, tunSrc6: lab.lb.ipv6, natSrc4: lab.lb.natSrc4, natSrc6: lab.lb.natSrc6 };
+}
+
+/** A real's `xlb decap` counters (`xlb decap status --json`, run in its namespace). */
+export function decapCounters(ns: string): Counters {
+  const out = execFileSync('nsenter', [`--net=/run/netns/${ns}`, resolve(REPO, 'bin/xlb'), 'decap', 'status', 'eth0', '--json'], { encoding: 'utf8' });
+  const status = JSON.parse(out) as { interfaces: { counters: Record<string, number> }[] };
+  const c = status.interfaces[0]?.counters;
+  assert.ok(c, `xlb decap is not attached in ${ns}`);
+  return Object.fromEntries(Object.entries(c).map(([k, v]) => [k, BigInt(v)]));
 }
 
 /** Agents send 64-bit counters as decimal strings. */
