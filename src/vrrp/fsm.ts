@@ -295,19 +295,10 @@ function enterMaster(c: Ctx, reason: string): void {
   });
 }
 
-function enterFault(c: Ctx, reason: string): void {
+/** FAULT or STOP: a master says goodbye with priority 0 first; every timer stops. */
+function enterDown(c: Ctx, to: 'FAULT' | 'STOP', reason: string): void {
   const wasMaster = c.s.state === 'MASTER';
-  changeState(c, 'FAULT', reason, () => {
-    if (wasMaster) leaveMasterEffects(c, true);
-    for (const t of TIMER_NAMES) clearTimer(c, t);
-    c.s.wantMaster = false;
-    delete c.s.master;
-  });
-}
-
-function enterStop(c: Ctx, reason: string): void {
-  const wasMaster = c.s.state === 'MASTER';
-  changeState(c, 'STOP', reason, () => {
+  changeState(c, to, reason, () => {
     if (wasMaster) leaveMasterEffects(c, true);
     for (const t of TIMER_NAMES) clearTimer(c, t);
     c.s.wantMaster = false;
@@ -332,8 +323,8 @@ function onStartup(c: Ctx): void {
     log(c, `startup ignored in ${s.state}`, 'warn');
     return;
   }
-  if (s.fault !== undefined) enterFault(c, `startup with ${s.fault}`);
-  else if (s.groupFault) enterFault(c, 'startup with the sync group in FAULT');
+  if (s.fault !== undefined) enterDown(c, 'FAULT', `startup with ${s.fault}`);
+  else if (s.groupFault) enterDown(c, 'FAULT', 'startup with the sync group in FAULT');
   else if (s.basePriority === PRIORITY_OWNER) enterMaster(c, 'startup as address owner (priority 255)');
   else if (s.cfg.initialState === 'MASTER') enterMaster(c, 'startup in configured state MASTER');
   else enterBackup(c, 'startup');
@@ -463,13 +454,13 @@ function dispatch(c: Ctx, e: FsmEvent): void {
       return onPriority(c, e.priority);
     case 'fault':
       s.fault = e.reason;
-      if (s.state === 'BACKUP' || s.state === 'MASTER') enterFault(c, e.reason);
+      if (s.state === 'BACKUP' || s.state === 'MASTER') enterDown(c, 'FAULT', e.reason);
       return;
     case 'unfault':
       delete s.fault;
       return leaveFault(c, 'tracked objects up again');
     case 'shutdown':
-      if (s.state !== 'STOP') enterStop(c, 'shutdown');
+      if (s.state !== 'STOP') enterDown(c, 'STOP', 'shutdown');
       return;
     case 'syncMaster':
       if (s.state === 'BACKUP') {
@@ -483,7 +474,7 @@ function dispatch(c: Ctx, e: FsmEvent): void {
       return;
     case 'groupFault':
       s.groupFault = true;
-      if (s.state === 'BACKUP' || s.state === 'MASTER') enterFault(c, e.reason);
+      if (s.state === 'BACKUP' || s.state === 'MASTER') enterDown(c, 'FAULT', e.reason);
       return;
     case 'groupUnfault':
       s.groupFault = false;

@@ -89,6 +89,15 @@ class Lan {
   masters(): string[] { return this.routers.filter((r) => r.state.state === 'MASTER').map((r) => r.name); }
 }
 
+/** A LAN with A (198.18.0.1, priority 150) and B (198.18.0.2, priority 100), settings overridden; `start` ones started now. */
+function pair(a: Partial<FsmConfig> = {}, b: Partial<FsmConfig> = {}, start: ('a' | 'b')[] = []): { lan: Lan; a: Router; b: Router } {
+  const lan = new Lan();
+  const ra = lan.add({ name: 'A', address: '198.18.0.1', priority: 150, ...a });
+  const rb = lan.add({ name: 'B', address: '198.18.0.2', priority: 100, ...b });
+  for (const r of start) (r === 'a' ? ra : rb).handle({ type: 'startup' });
+  return { lan, a: ra, b: rb };
+}
+
 const close = (actual: number | undefined, expected: number, what: string) => {
   assert.ok(actual !== undefined && Math.abs(actual - expected) < 1e-6, `${what}: ${actual} != ${expected}`);
 };
@@ -121,11 +130,7 @@ test('a backup arms its master-down timer at startup: now + 3 * interval + skew'
 // ---------------------------------------------------------------- elections
 
 test('election: started together, the higher priority becomes master after its own down interval; the other stays backup', () => {
-  const lan = new Lan();
-  const a = lan.add({ name: 'A', address: '198.18.0.1', priority: 150 });
-  const b = lan.add({ name: 'B', address: '198.18.0.2', priority: 100 });
-  a.handle({ type: 'startup' });
-  b.handle({ type: 'startup' });
+  const { lan, a, b } = pair({}, {}, ['a', 'b']);
   lan.run(20000);
   assert.deepEqual(lan.masters(), ['A']);
   close(a.enteredAt('MASTER'), 3000 + (256 - 150) / 256 * 1000, 'A takes over at 3 s + skew(150)');
@@ -142,10 +147,7 @@ test('election: started together, the higher priority becomes master after its o
 });
 
 test('election the other way: a higher priority joining later preempts the running master', () => {
-  const lan = new Lan();
-  const a = lan.add({ name: 'A', address: '198.18.0.1', priority: 150 });
-  const b = lan.add({ name: 'B', address: '198.18.0.2', priority: 100 });
-  b.handle({ type: 'startup' });
+  const { lan, a, b } = pair({}, {}, ['b']);
   lan.run(10000);
   assert.deepEqual(lan.masters(), ['B']);
   const joined = lan.clock.now();
@@ -164,10 +166,7 @@ test('election the other way: a higher priority joining later preempts the runni
 });
 
 test('nopreempt: a higher priority backup leaves a running lower master alone', () => {
-  const lan = new Lan();
-  const a = lan.add({ name: 'A', address: '198.18.0.1', priority: 150, preempt: false });
-  const b = lan.add({ name: 'B', address: '198.18.0.2', priority: 100 });
-  b.handle({ type: 'startup' });
+  const { lan, a, b } = pair({ preempt: false }, {}, ['b']);
   lan.run(10000);
   a.handle({ type: 'startup' });
   lan.run(60000);
@@ -177,10 +176,7 @@ test('nopreempt: a higher priority backup leaves a running lower master alone', 
 });
 
 test('preempt_delay: the higher backup accepts the lower master until the delay is over, then takes over at once', () => {
-  const lan = new Lan();
-  const a = lan.add({ name: 'A', address: '198.18.0.1', priority: 150, preemptDelayMs: 10000 });
-  const b = lan.add({ name: 'B', address: '198.18.0.2', priority: 100 });
-  b.handle({ type: 'startup' });
+  const { lan, a, b } = pair({ preemptDelayMs: 10000 }, {}, ['b']);
   lan.run(10000);
   a.handle({ type: 'startup' });
   lan.run(9000);
@@ -211,10 +207,7 @@ test('preempt_delay is cancelled when the master is not lower any more', () => {
 });
 
 test('the address owner (priority 255) takes over at once, and a running master yields to it', () => {
-  const lan = new Lan();
-  const owner = lan.add({ name: 'O', address: '198.18.0.1', priority: 255 });
-  const b = lan.add({ name: 'B', address: '198.18.0.2', priority: 200 });
-  b.handle({ type: 'startup' });
+  const { lan, a: owner, b } = pair({ name: 'O', priority: 255 }, { priority: 200 }, ['b']);
   lan.run(5000);
   const t = lan.clock.now();
   owner.handle({ type: 'startup' });
@@ -227,10 +220,7 @@ test('the address owner (priority 255) takes over at once, and a running master 
 });
 
 test('configured state MASTER takes over at startup (keepalived\'s initial state), then the election settles', () => {
-  const lan = new Lan();
-  const a = lan.add({ name: 'A', address: '198.18.0.1', priority: 150 });
-  const b = lan.add({ name: 'B', address: '198.18.0.2', priority: 100, initialState: 'MASTER' });
-  a.handle({ type: 'startup' });
+  const { lan, a, b } = pair({}, { initialState: 'MASTER' }, ['a']);
   lan.run(10000);
   b.handle({ type: 'startup' });
   assert.equal(b.state.state, 'MASTER');
@@ -240,11 +230,7 @@ test('configured state MASTER takes over at startup (keepalived\'s initial state
 });
 
 test('priority 0: a stopping master sends it, and the backup takes over after the skew time only', () => {
-  const lan = new Lan();
-  const a = lan.add({ name: 'A', address: '198.18.0.1', priority: 150 });
-  const b = lan.add({ name: 'B', address: '198.18.0.2', priority: 100 });
-  a.handle({ type: 'startup' });
-  b.handle({ type: 'startup' });
+  const { lan, a, b } = pair({}, {}, ['a', 'b']);
   lan.run(10000);
   const stopAt = lan.clock.now();
   a.handle({ type: 'shutdown' });
@@ -272,11 +258,8 @@ test('a master that hears priority 0 answers at once and restarts its advert tim
 
 test('equal priority: the higher primary address wins (both started as MASTER)', () => {
   for (const version of [2, 3] as const) {
-    const lan = new Lan();
-    const low = lan.add({ name: 'L', address: '198.18.0.9', priority: 100, initialState: 'MASTER', version });
-    const high = lan.add({ name: 'H', address: '198.18.0.10', priority: 100, initialState: 'MASTER', version });
-    low.handle({ type: 'startup' });
-    high.handle({ type: 'startup' });
+    const both = { priority: 100, initialState: 'MASTER', version } as const;
+    const { lan, a: low } = pair({ ...both, name: 'L', address: '198.18.0.9' }, { ...both, name: 'H', address: '198.18.0.10' }, ['a', 'b']);
     lan.run(30000);
     assert.deepEqual(lan.masters(), ['H'], `v${version}: 198.18.0.10 > 198.18.0.9 as numbers, not as text`);
     assert.ok(low.log.some((l) => l.includes('equal priority 100 advert from higher address 198.18.0.10')));
@@ -285,10 +268,7 @@ test('equal priority: the higher primary address wins (both started as MASTER)',
 
 test('a master that hears a lower priority answers at once (MASTER_RX_LOWER_PRI), unless lower_prio_no_advert', () => {
   for (const quiet of [false, true]) {
-    const lan = new Lan();
-    const a = lan.add({ name: 'A', address: '198.18.0.1', priority: 150, lowerPrioNoAdvert: quiet });
-    const c = lan.add({ name: 'C', address: '198.18.0.3', priority: 50, initialState: 'MASTER' });
-    a.handle({ type: 'startup' });
+    const { lan, a, b: c } = pair({ lowerPrioNoAdvert: quiet }, { name: 'C', address: '198.18.0.3', priority: 50, initialState: 'MASTER' }, ['a']);
     lan.run(10000.5); // A master since 3414.0625, adverts at .0625 past each second
     const t = lan.clock.now();
     c.handle({ type: 'startup' });
@@ -308,10 +288,7 @@ test('a master that hears a lower priority answers at once (MASTER_RX_LOWER_PRI)
 });
 
 test('v3: a backup adopts the master\'s advert interval for its down interval, and uses its own once master', () => {
-  const lan = new Lan();
-  const a = lan.add({ name: 'A', address: '198.18.0.1', priority: 200, version: 3, advertIntervalMs: 500 });
-  const b = lan.add({ name: 'B', address: '198.18.0.2', priority: 100, version: 3, advertIntervalMs: 2000 });
-  a.handle({ type: 'startup' });
+  const { lan, a, b } = pair({ priority: 200, version: 3, advertIntervalMs: 500 }, { version: 3, advertIntervalMs: 2000 }, ['a']);
   lan.run(2000);
   b.handle({ type: 'startup' });
   lan.run(5000);
@@ -328,10 +305,7 @@ test('v3: a backup adopts the master\'s advert interval for its down interval, a
 });
 
 test('v2: the master-down interval uses the configured interval, whatever the master sends', () => {
-  const lan = new Lan();
-  const a = lan.add({ name: 'A', address: '198.18.0.1', priority: 200, advertIntervalMs: 1000 });
-  const b = lan.add({ name: 'B', address: '198.18.0.2', priority: 100, advertIntervalMs: 1000 });
-  a.handle({ type: 'startup' });
+  const { lan, a, b } = pair({ priority: 200 }, {}, ['a']);
   lan.run(5000);
   b.handle({ type: 'startup' });
   lan.run(3000);
@@ -342,11 +316,7 @@ test('v2: the master-down interval uses the configured interval, whatever the ma
 // ---------------------------------------------------------------- fault, priority, timers
 
 test('fault: a master sends priority 0, drops its VIPs and goes FAULT; the backup takes over; unfault comes back as BACKUP', () => {
-  const lan = new Lan();
-  const a = lan.add({ name: 'A', address: '198.18.0.1', priority: 150 });
-  const b = lan.add({ name: 'B', address: '198.18.0.2', priority: 100 });
-  a.handle({ type: 'startup' });
-  b.handle({ type: 'startup' });
+  const { lan, a, b } = pair({}, {}, ['a', 'b']);
   lan.run(10000);
   const t = lan.clock.now();
   a.handle({ type: 'fault', reason: 'interface eth1 down' });
@@ -405,11 +375,7 @@ test('the owner\'s priority is not moved by tracking', () => {
 });
 
 test('two owners on one VRID: both drop to 254, then the higher address wins', () => {
-  const lan = new Lan();
-  const a = lan.add({ name: 'A', address: '198.18.0.1', priority: 255 });
-  const b = lan.add({ name: 'B', address: '198.18.0.2', priority: 255 });
-  a.handle({ type: 'startup' });
-  b.handle({ type: 'startup' });
+  const { lan, a } = pair({ priority: 255 }, { priority: 255 }, ['a', 'b']);
   lan.run(20000);
   assert.deepEqual(lan.masters(), ['B']);
   assert.equal(a.state.effectivePriority, 254);
