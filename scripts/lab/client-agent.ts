@@ -136,7 +136,10 @@ function openStream(address: string, port: number, id: number): Promise<Stream> 
     sock.setEncoding('utf8');
     sock.on('timeout', () => sock.destroy(new Error(`no greeting in ${TIMEOUT_MS} ms`)));
     sock.on('error', (err) => { breakIt(err.message); fail(err); });
-    sock.on('close', () => breakIt('closed'));
+    sock.on('close', () => {
+      breakIt('closed');
+      if (s.real === '') fail(new Error('closed before the greeting'));
+    });
     sock.on('data', (d: string) => {
       s.buf += d;
       let nl: number;
@@ -193,10 +196,11 @@ serveAgent({
       const want = new Set(cmd.want as string[]);
       const max = int(cmd, 'max', 64);
       const opened: StreamStatus[] = [];
-      for (let tries = 0; [...want].some((r) => !streams.some((s) => s.real === r && s.broken === undefined)); tries++) {
+      const held = (real: string) => streams.some((s) => s.real === real && s.broken === undefined);
+      for (let tries = 0; [...want].some((r) => !held(r)); tries++) {
         if (tries >= max) throw new Error(`${max} connections did not reach every one of ${[...want].join(', ')}`);
         const s = await openStream(address, port, ++streamIds);
-        if (want.has(s.real) && !streams.some((x) => x.real === s.real)) {
+        if (want.has(s.real) && !held(s.real)) {
           streams.push(s);
           opened.push({ id: s.id, real: s.real, sent: 0, echoed: 0 });
         } else {

@@ -152,11 +152,18 @@ export function labExists(prefix: string): boolean {
 
 /**
  * Remove a lab: kill the processes in its namespaces (and `pids`, processes started for it that
- * may not have entered them yet), delete the namespaces, remove its state directory. Synchronous.
+ * may not have entered them yet), delete the namespaces, remove the `xlb decap` pins of its hosts'
+ * eth0 and its state directory. Synchronous.
  */
 export function destroyLab(prefix: string, pids: readonly number[] = []): void {
   checkPrefix(prefix);
-  const pins = listNamespaces().filter((n) => n.startsWith(`${prefix}-`)).map((ns) => pinDir('eth0', statSync(`/run/netns/${ns}`).ino));
+  const pins = listNamespaces().filter((n) => n.startsWith(`${prefix}-`)).flatMap((ns) => {
+    try {
+      return [pinDir('eth0', statSync(`/run/netns/${ns}`).ino)];
+    } catch {
+      return []; // deleted meanwhile
+    }
+  });
   destroyNamespaces(prefix, pids);
   removeDecapPins(pins);
   rmSync(labStateDir(prefix), { recursive: true, force: true });

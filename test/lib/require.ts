@@ -35,4 +35,5 @@ export function requireLab(): void {
   requireFile(ADDON_PATH, 'make native');
   requireCommand('ip', 'iproute2');
   requireCommand('ethtool', 'ethtool');
+  requireCommand('nsenter', 'util-linux'); // xlb decap on the reals
 }

@@ -15,7 +15,7 @@ import { Agent } from '../../scripts/lab/agent.ts';
 import type { LabDescription } from '../../scripts/lab/lab.ts';
 import { DECAP_PROGRAM, pinDir } from '../../src/datapath/xdp/decap.ts';
 import { destroyNamespaces, ip, listNamespaces, nsPids, randomPrefix } from '../../scripts/lab/netns.ts';
-import { REPO, requireLab } from '../lib/require.ts';
+import { REPO, requireCommand, requireLab } from '../lib/require.ts';
 
 const LAUNCHER = resolve(REPO, 'scripts/lab/lab');
 const stateRoot = mkdtempSync(join(tmpdir(), 'xlb-lab-test-'));
@@ -114,6 +114,7 @@ describe('the namespace lab (scripts/lab/lab)', () => {
 
   test('two labs with different prefixes at once, each real answering HTTP (node or nginx), UDP and TCP echo', async () => {
     requireLab();
+    requireCommand('nginx', 'nginx-light');
     const [a, b] = [newPrefix(), newPrefix()];
     const la = JSON.parse(lab(['up', '--prefix', a, '--reals', '2', '--json'])) as LabDescription;
     const lb = JSON.parse(lab(['up', '--prefix', b, '--reals', '3', '--routing', 'via-lb', '--http', 'nginx', '--json'])) as LabDescription;
