@@ -190,20 +190,23 @@ test('a script killed by a signal is a failure', async () => {
 test('timeout: the process group gets SIGTERM, what the script started included', async () => {
   const pidFile = join(tmp, 'child.pid');
   const s = script('slow.sh', `sleep 30 & echo $! > ${pidFile}; wait`);
-  const r = await runScript(prepared(s), { timeoutMs: 300 });
+  // 1 s: time enough for the shell to start its child and write its pid on a loaded machine
+  const r = await runScript(prepared(s), { timeoutMs: 1000 });
   assert.equal(r.status, 'timeout');
-  assert.ok(r.durationMs >= 300 && r.durationMs < 2000, `${r.durationMs} ms`);
+  assert.ok(r.durationMs >= 1000 && r.durationMs < 10000, `${r.durationMs} ms`);
+  assert.ok(existsSync(pidFile), 'the script did not get to start its child within the 1 s timeout');
   const child = Number(readFileSync(pidFile, 'utf8'));
-  const deadline = Date.now() + 2000;
+  const deadline = Date.now() + 10000;
   while (alive(child) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
   assert.equal(alive(child), false, `sleep (pid ${child}) was left running`);
 });
 
 test('timeout: a script that ignores SIGTERM is killed after the grace period', async () => {
   const s = script('stubborn.sh', "trap '' TERM; while :; do sleep 0.05; done");
-  const r = await runScript(prepared(s), { timeoutMs: 200, killGraceMs: 300 });
+  // 1 s: time enough for the shell to set its trap on a loaded machine
+  const r = await runScript(prepared(s), { timeoutMs: 1000, killGraceMs: 300 });
   assert.deepEqual([r.status, r.signal], ['timeout', 'SIGKILL']);
-  assert.ok(r.durationMs >= 500 && r.durationMs < 3000, `${r.durationMs} ms`);
+  assert.ok(r.durationMs >= 1300 && r.durationMs < 10000, `${r.durationMs} ms`);
 });
 
 /** running (a zombie waiting for whoever adopted it to reap it does not count) */
