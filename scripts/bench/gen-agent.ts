@@ -1,96 +1,66 @@
 /**
  * Bench agent in the generator's namespace (an agent of scripts/lab/agent.ts, started by
- * scripts/bench/live.ts, so that ifindexes resolve here and the test run's ingress is gen0):
- * loads bpf/xlb_gen.bpf.c, attaches its sink to the veth (which also gives the veth NAPI, so
- * that it accepts the frames the balancer sends back), and runs the generator with
- * BPF_F_TEST_XDP_LIVE_FRAMES.
+ * scripts/bench/live.ts and scripts/bench/pps.ts, so that ifindexes resolve here and the test
+ * run's ingress is IFNAME): a Generator (gen.ts) whose frames leave by IFNAME.
  *
- * argv: IFNAME GEN_OBJECT
+ * argv: IFNAME GEN_OBJECT [--sink]   (--sink: also attach xlb_sink to IFNAME, to count what
+ *                                     comes back; it gives the veth NAPI as well)
  *   {"op":"template","template":GenTemplate}      → {ok}        (gen-config.ts)
  *   {"op":"reset","seq"?:n}                        → {ok}        flow sequence to n (default 0), counters to 0
  *   {"op":"check","count":n}                       → {ok, frames: [hex...], verdicts: [...]}
  *        n ordinary test runs (not live): the frames the generator would send next
- *   {"op":"run","frames":n,"batchSize":b}          → {ok, wallNs, kernelNs, generated, sunk}
+ *   {"op":"run","frames"?:n,"durationMs"?:t,"rate"?:pps,"batchSize"?:b,"chunk"?:c}
+ *                                   → {ok, wallNs, kernelNs, generated, sunk, calls, txPackets, txDropped}
+ *        kernelNs: the kernel's time summed over the test runs; chunk: frames per test run
+ *        (gen.ts); txPackets/txDropped: IFNAME's counters over the run (a veth counts the XDP
+ *        frames its peer took)
  * Detaches and exits when stdin closes, or on SIGINT/SIGTERM.
  */
-import {
-  BPF_F_TEST_XDP_LIVE_FRAMES, openObject, xdpAttach, xdpDetach, xdpTestContext, XDP_FLAGS_DRV_MODE,
-  type BpfMap, type BpfProgram,
-} from '../../src/datapath/bpf/index.ts';
-import { ifindexOf, serveAgent } from '../lab/agent.ts';
-import { encodeGenConfig, type GenTemplate } from './gen-config.ts';
+import { devStats, ifindexOf, serveAgent } from '../lab/agent.ts';
+import { Generator } from './gen.ts';
+import type { GenTemplate } from './gen-config.ts';
 
-const [ifname = 'gen0', objPath] = process.argv.slice(2);
-if (!objPath) throw new Error('usage: gen-agent.ts IFNAME GEN_OBJECT');
+const [ifname = 'gen0', objPath, ...flags] = process.argv.slice(2);
+if (!objPath) throw new Error('usage: gen-agent.ts IFNAME GEN_OBJECT [--sink]');
 
-const ifindex = ifindexOf(ifname);
-const obj = openObject(objPath);
-let attached = false;
-
-const u32 = (n: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(n); return b; };
-const sumPerCpu = (m: BpfMap, key: number) => m.lookupPerCpu(u32(key)).reduce((s, v) => s + v.readBigUInt64LE(0), 0n);
-
-let gen: BpfProgram;
-let config: BpfMap;
-let stats: BpfMap;
-let frame: Buffer | undefined;
+let gen: Generator | undefined;
+const g = (): Generator => {
+  if (!gen) throw new Error('the generator is not loaded');
+  return gen;
+};
+const optNumber = (v: unknown): number | undefined => (v === undefined ? undefined : Number(v));
 
 serveAgent({
   setup: () => {
-    obj.load();
-    gen = obj.program('xlb_gen');
-    config = obj.map('gen_config');
-    stats = obj.map('gen_stats');
-    xdpAttach(ifindex, obj.program('xlb_sink').fd, XDP_FLAGS_DRV_MODE);
-    attached = true;
-    return { ifindex };
+    const ifindex = ifindexOf(ifname);
+    gen = new Generator(objPath, ifindex, { attachSink: flags.includes('--sink') });
+    return { ifindex, pid: process.pid };
   },
   handlers: {
     template: (cmd) => {
-      const t = cmd.template as GenTemplate;
-      config.update(u32(0), encodeGenConfig(t, ifindex));
-      frame = Buffer.from(t.frameHex, 'hex');
+      g().setTemplate(cmd.template as GenTemplate);
       return {};
     },
     reset: (cmd) => {
-      const zero = Buffer.alloc(8 * stats.valuesPerKey());
-      const seq = Buffer.alloc(8 * stats.valuesPerKey());
-      for (let i = 0; i < stats.valuesPerKey(); i++) seq.writeBigUInt64LE(BigInt((cmd.seq as number | undefined) ?? 0), i * 8);
-      stats.update(u32(0), seq);
-      stats.update(u32(1), zero);
+      g().reset(optNumber(cmd.seq) ?? 0);
       return {};
     },
     check: (cmd) => {
-      if (!frame) throw new Error('no template');
-      const frames: string[] = [];
-      const verdicts: number[] = [];
-      for (let i = 0; i < ((cmd.count as number | undefined) ?? 1); i++) {
-        const r = gen.testRun({ data: frame, ctx: xdpTestContext(frame.length, ifindex), repeat: 1 });
-        frames.push(r.data.toString('hex'));
-        verdicts.push(r.retval);
-      }
-      return { frames, verdicts };
+      const r = g().check(optNumber(cmd.count) ?? 1);
+      return { frames: r.frames.map((f) => f.toString('hex')), verdicts: r.verdicts };
     },
     run: (cmd) => {
-      if (!frame) throw new Error('no template');
-      const g0 = sumPerCpu(stats, 0);
-      const s0 = sumPerCpu(stats, 1);
-      const t0 = process.hrtime.bigint();
-      const r = gen.testRun({
-        data: frame, ctx: xdpTestContext(frame.length, ifindex), repeat: cmd.frames as number,
-        flags: BPF_F_TEST_XDP_LIVE_FRAMES, batchSize: cmd.batchSize as number | undefined,
+      const s0 = g().counters().sunk;
+      const d0 = devStats(ifname, ['tx_packets', 'tx_dropped']);
+      const r = g().run({
+        rate: optNumber(cmd.rate) ?? 0, frames: optNumber(cmd.frames), durationMs: optNumber(cmd.durationMs),
+        batchSize: optNumber(cmd.batchSize), chunk: optNumber(cmd.chunk),
       });
-      const wallNs = Number(process.hrtime.bigint() - t0);
-      return {
-        wallNs,
-        kernelNs: r.duration,
-        generated: sumPerCpu(stats, 0) - g0,
-        sunk: sumPerCpu(stats, 1) - s0,
-      };
+      const d1 = devStats(ifname, ['tx_packets', 'tx_dropped']);
+      return { ...r, sunk: g().counters().sunk - s0, txPackets: d1.tx_packets! - d0.tx_packets!, txDropped: d1.tx_dropped! - d0.tx_dropped! };
     },
   },
   teardown: () => {
-    try { if (attached) xdpDetach(ifindex, XDP_FLAGS_DRV_MODE); } catch { /* the namespace may be going away */ }
-    try { obj.close(); } catch { /* ignore */ }
+    try { gen?.close(); } catch { /* the namespace may be going away */ }
   },
 });

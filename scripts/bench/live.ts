@@ -37,7 +37,7 @@ export interface LiveResult {
   ratio: number;
   /** median of the per-run ratios (each xlb run against the baseline run after it) */
   pairedRatio: number;
-  /** the same from the kernel's own timer (test-run duration × frames / processed) */
+  /** the same from the kernel's own timer (test-run duration / frames processed) */
   kernelNs: number;
   baselineKernelNs: number;
   /** frames generated per run, and the share the program under test did not see (ring full) */
@@ -80,7 +80,7 @@ export class LiveBench {
     try {
       // lb first: gen0 can only send once lb0 has a program (NAPI) — the agent attaches xlb below
       ({ agent: lb } = await Agent.start('lb', net.lbNs, resolve(here, 'lb-agent.ts'), ['lb0', objects.baseline, objects.xlb], { cpu }));
-      const { agent: gen } = await Agent.start('gen', net.genNs, resolve(here, 'gen-agent.ts'), ['gen0', objects.gen], { cpu });
+      const { agent: gen } = await Agent.start('gen', net.genNs, resolve(here, 'gen-agent.ts'), ['gen0', objects.gen, '--sink'], { cpu });
       return new LiveBench(net, lb, gen);
     } catch (err) {
       await lb?.stop();
@@ -103,7 +103,8 @@ export class LiveBench {
   private async run(prog: Prog, frames: number, batchSize: number): Promise<RunResult> {
     await this.attach(prog);
     const c0 = await this.lb.call({ op: 'counters' });
-    const g = await this.gen.call({ op: 'run', frames, batchSize }) as Record<string, unknown>;
+    // one test run of all the frames: the kernel's batches back to back, no system call between
+    const g = await this.gen.call({ op: 'run', frames, batchSize, chunk: frames }) as Record<string, unknown>;
     const c1 = await this.lb.call({ op: 'counters' });
     const delta = counterDelta(parseCounters(c0.counters), parseCounters(c1.counters));
     const devRx = (c1.dev as { rx_packets: number }).rx_packets - (c0.dev as { rx_packets: number }).rx_packets;
@@ -179,7 +180,7 @@ export class LiveBench {
       for (const p of progs) {
         const r = await this.run(p, o.frames, o.batchSize);
         ns[p].push(r.wallNs / r.processed);
-        kns[p].push((r.kernelNs * r.generated) / r.processed);
+        kns[p].push(r.kernelNs / r.processed);
         if (p === 'xlb') {
           pathCheck(r, `run ${i + 1}`);
           generated += r.generated;
