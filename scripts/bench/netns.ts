@@ -48,3 +48,81 @@ export function createBenchNet(opts: { genMac: string; lbMac: string; genIp4: st
     },
   };
 }
+
+/**
+ * The packets/s network of `make bench-e2e` (addressing in pps-systems.ts): three namespaces,
+ * two veth pairs, no bridge (a bridge's own cost would dominate):
+ *
+ *   <prefix>-gen: gen0 ── <prefix>i :<prefix>-lb: <prefix>o ── sink0 :<prefix>-sink
+ *
+ * The LB's interfaces carry the prefix in their names so that their NAPI threads
+ * (napi/<dev>-<id>) can be told apart from any other lab's. The LB forwards IPv4 (for
+ * nftables; XDP systems never reach its stack), with reverse-path filtering off and a route
+ * back to the clients via gen0, static neighbours for the reals on <prefix>o (nothing waits for
+ * ARP) and IPv6 off everywhere (no neighbour discovery noise). Nothing is pinned; destroy()
+ * (also on exit and SIGINT/SIGTERM) deletes the namespaces, and with them the veths and
+ * their programs.
+ */
+export interface PpsNet {
+  prefix: string;
+  genNs: string;
+  lbNs: string;
+  sinkNs: string;
+  genDev: string;
+  lbIn: string;
+  lbOut: string;
+  sinkDev: string;
+  destroy(): void;
+}
+
+export function createPpsNet(a: {
+  gen: { mac: string; ip4: string };
+  lbIn: { mac: string; ip4: string };
+  lbOut: { mac: string; ip4: string };
+  sink: { mac: string };
+  clientNet: string;
+  reals: readonly { address: string; mac: string }[];
+}): PpsNet {
+  const prefix = randomPrefix('xlbe');
+  const net = {
+    prefix, genNs: `${prefix}-gen`, lbNs: `${prefix}-lb`, sinkNs: `${prefix}-sink`,
+    genDev: 'gen0', lbIn: `${prefix}i`, lbOut: `${prefix}o`, sinkDev: 'sink0',
+  };
+  const removeNamespaces = () => destroyNamespaces(prefix);
+  const unregister = onCleanup(removeNamespaces);
+  try {
+    for (const ns of [net.genNs, net.lbNs, net.sinkNs]) {
+      ip(['netns', 'add', ns]);
+      sysctl(ns, 'net.ipv6.conf.all.disable_ipv6', '1');
+      sysctl(ns, 'net.ipv6.conf.default.disable_ipv6', '1');
+      ip(['link', 'set', 'lo', 'up'], ns);
+    }
+    ip(['link', 'add', net.genDev, 'netns', net.genNs, 'address', a.gen.mac, 'type', 'veth',
+      'peer', 'name', net.lbIn, 'netns', net.lbNs, 'address', a.lbIn.mac]);
+    ip(['link', 'add', net.lbOut, 'netns', net.lbNs, 'address', a.lbOut.mac, 'type', 'veth',
+      'peer', 'name', net.sinkDev, 'netns', net.sinkNs, 'address', a.sink.mac]);
+    ip(['addr', 'add', `${a.gen.ip4}/24`, 'dev', net.genDev], net.genNs);
+    ip(['addr', 'add', `${a.lbIn.ip4}/24`, 'dev', net.lbIn], net.lbNs);
+    ip(['addr', 'add', `${a.lbOut.ip4}/24`, 'dev', net.lbOut], net.lbNs);
+    for (const [ns, dev] of [[net.genNs, net.genDev], [net.lbNs, net.lbIn], [net.lbNs, net.lbOut], [net.sinkNs, net.sinkDev]] as const) {
+      ip(['link', 'set', dev, 'up'], ns);
+    }
+    sysctl(net.lbNs, 'net.ipv4.ip_forward', '1');
+    for (const dev of ['all', 'default', net.lbIn, net.lbOut]) sysctl(net.lbNs, `net.ipv4.conf.${dev}.rp_filter`, '0');
+    ip(['route', 'add', a.clientNet, 'via', a.gen.ip4, 'dev', net.lbIn], net.lbNs);
+    for (const r of a.reals) {
+      ip(['neigh', 'replace', r.address, 'lladdr', r.mac, 'dev', net.lbOut, 'nud', 'permanent'], net.lbNs);
+    }
+  } catch (err) {
+    removeNamespaces();
+    unregister();
+    throw err;
+  }
+  return {
+    ...net,
+    destroy() {
+      removeNamespaces();
+      unregister();
+    },
+  };
+}

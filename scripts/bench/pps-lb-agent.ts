@@ -1,0 +1,90 @@
+/**
+ * Bench agent in the balancer's namespace of the packets/s scenario (scripts/bench/pps.ts; an
+ * agent of scripts/lab/agent.ts): holds the three programs the systems put on the ingress and
+ * attaches one of them on command, in native mode, replacing the one attached (so the veth's
+ * NAPI, and its thread when threaded, stays).
+ *
+ *   xlb    the forwarder (XdpForwarder), with one service per forwarding method, every real
+ *          behind the egress (ifindex = egress: bpf_redirect);
+ *   floor  xdp_redirect_floor of the generator's object: MAC rewrite + redirect to the egress;
+ *   pass   xdp_pass of the baseline object: every frame to the kernel (nftables).
+ *
+ * argv: IN_DEV OUT_DEV GEN_OBJECT BASELINE_OBJECT [XLB_OBJECT]
+ *   {"op":"configure","services":[{vip,port,method}],"reals":[{address,mac}],"tunnel":TunnelConfig,
+ *    "outMac":mac (the egress's, every frame's new source), "floorMac":mac (the floor's destination)}
+ *                                                     → {ok, serviceIds}
+ *   {"op":"attach","prog":"xlb"|"floor"|"pass"}       → {ok, progId}
+ *   {"op":"counters"}  → {ok, counters: {rx: "123", ...}, in: {rx_packets, ...}, out: {...}}
+ * Detaches and exits when stdin closes, or on SIGINT/SIGTERM.
+ */
+import { XdpForwarder, type Method, type TunnelConfig } from '../../src/datapath/xdp/forwarder.ts';
+import { macBytes } from '../../src/datapath/xdp/net.ts';
+import {
+  openObject, xdpAttach, xdpDetach, xdpQuery, XDP_FLAGS_DRV_MODE, type BpfObject,
+} from '../../src/datapath/bpf/index.ts';
+import { devStats, ifindexOf, serveAgent } from '../lab/agent.ts';
+
+const [inDev, outDev, genPath, baselinePath, xlbPath] = process.argv.slice(2);
+if (!inDev || !outDev || !genPath || !baselinePath) {
+  throw new Error('usage: pps-lb-agent.ts IN_DEV OUT_DEV GEN_OBJECT BASELINE_OBJECT [XLB_OBJECT]');
+}
+
+const inIndex = ifindexOf(inDev);
+const outIndex = ifindexOf(outDev);
+let fw: XdpForwarder | undefined;
+let base: BpfObject | undefined;
+let floor: BpfObject | undefined;
+let attached = false;
+
+const programs: Record<string, () => number> = {
+  xlb: () => fw!.program.fd,
+  floor: () => floor!.program('xdp_redirect_floor').fd,
+  pass: () => base!.program('xdp_pass').fd,
+};
+
+interface ServiceIn { vip: string; port: number; method: Method }
+interface RealIn { address: string; mac: string }
+
+serveAgent({
+  setup: () => {
+    fw = XdpForwarder.open(xlbPath ? { object: xlbPath } : {});
+    base = openObject(baselinePath);
+    base.load();
+    return { ifindex: { in: inIndex, out: outIndex }, pid: process.pid };
+  },
+  handlers: {
+    configure: (cmd) => {
+      const services = cmd.services as ServiceIn[];
+      const reals = cmd.reals as RealIn[];
+      const smac = String(cmd.outMac);
+      fw!.setConfig(cmd.tunnel as TunnelConfig);
+      const serviceIds: Record<string, number> = {};
+      for (const s of services) {
+        const r = fw!.setService({ address: s.vip, port: s.port, protocol: 'udp' },
+          reals.map((x) => ({ address: x.address, weight: 1, method: s.method, mac: x.mac, smac, ifindex: outIndex })));
+        serviceIds[s.vip] = r.serviceId;
+      }
+      floor?.close();
+      floor = openObject(genPath);
+      floor.setGlobals('.rodata', { floor_ifindex: outIndex, floor_dmac: macBytes(String(cmd.floorMac)), floor_smac: macBytes(smac) });
+      floor.load();
+      return { serviceIds };
+    },
+    attach: (cmd) => {
+      const get = programs[String(cmd.prog)];
+      if (!get) throw new Error(`unknown program '${String(cmd.prog)}'`);
+      if (cmd.prog === 'floor' && !floor) throw new Error('configure first: the floor needs its addresses');
+      xdpAttach(inIndex, get(), XDP_FLAGS_DRV_MODE); // replaces the attached one
+      attached = true;
+      const q = xdpQuery(inIndex);
+      if (!q.drvProgId) throw new Error(`${inDev}: no program attached in driver mode after attach`);
+      return { progId: q.drvProgId };
+    },
+    counters: () => ({ counters: fw!.counters(), in: devStats(inDev), out: devStats(outDev) }),
+  },
+  teardown: () => {
+    try { if (attached) xdpDetach(inIndex, XDP_FLAGS_DRV_MODE); } catch { /* the namespace may be going away */ }
+    for (const o of [floor, base]) try { o?.close(); } catch { /* ignore */ }
+    try { fw?.close(); } catch { /* ignore */ }
+  },
+});
