@@ -31,7 +31,8 @@
  *            forwarder costs at least. (It lives here, not in baseline.bpf.c, whose program and
  *            variable list the addon's tests pin down.)
  *
- * gen_stats (per-CPU): see GEN_ST_*; [GEN_ST_GENERATED] is also the generator's flow sequence.
+ * gen_stats (per-CPU): see GEN_ST_*; [GEN_ST_GENERATED] is also the generator's flow sequence;
+ * the T0/T1 marks give a run's rate over wall time: (T1_SEQ - T0_SEQ) / (T1_NS - T0_NS).
  * The layout of struct gen_cfg is mirrored in scripts/bench/gen-config.ts, the GEN_ST_* slots and
  * struct gen_sample there as well.
  */
@@ -47,7 +48,15 @@
 #define GEN_ST_SINK_PASSED 2 /* ARP / neighbour discovery the sink passed to the stack */
 #define GEN_ST_SAMPLE_LEFT 3 /* frames the sink still copies into sink_samples */
 #define GEN_ST_NEXT_NS     4 /* paced generator: when the next frame is due (bpf_ktime_get_ns) */
-#define GEN_ST_MAX         5
+#define GEN_ST_T0_NS       5 /* the clock at the first frame after it was set to 0 ... */
+#define GEN_ST_T0_SEQ      6 /* ... and that frame's sequence number */
+#define GEN_ST_T1_NS       7 /* the clock at the last frame whose sequence is a multiple of */
+#define GEN_ST_T1_SEQ      8 /* GEN_STAMP_EVERY, and that sequence number */
+#define GEN_ST_MAX         9
+
+/* The generator reads the clock every GEN_STAMP_EVERY frames (and at a run's first), so that a
+ * rate can be taken over wall time however the test run was preempted. */
+#define GEN_STAMP_EVERY 64
 
 /* A paced generator that falls behind by more than this many gaps starts over from "now"
  * instead of catching up in a burst. */
@@ -141,6 +150,36 @@ static __always_inline void pace(__u32 gap_ns)
 	*next += gap_ns;
 }
 
+static __always_inline void stamp_at(__u32 slot, __u64 v)
+{
+	__u64 *p = bpf_map_lookup_elem(&gen_stats, &slot);
+
+	if (p)
+		*p = v;
+}
+
+/* Wall-clock marks of this CPU's run (GEN_ST_T0_* / GEN_ST_T1_*). */
+static __always_inline void stamp(__u64 n)
+{
+	__u32 k = GEN_ST_T0_NS;
+	__u64 *t0 = bpf_map_lookup_elem(&gen_stats, &k);
+	__u64 now;
+
+	if (!t0)
+		return;
+	if (*t0 && (n % GEN_STAMP_EVERY))
+		return;
+	now = bpf_ktime_get_ns();
+	if (!*t0) {
+		*t0 = now;
+		stamp_at(GEN_ST_T0_SEQ, n);
+	}
+	if (n % GEN_STAMP_EVERY == 0) {
+		stamp_at(GEN_ST_T1_NS, now);
+		stamp_at(GEN_ST_T1_SEQ, n);
+	}
+}
+
 /* RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), for one 16-bit word; all in network order. */
 static __always_inline __u16 csum_replace16(__u16 csum, __u16 old, __u16 new)
 {
@@ -208,6 +247,7 @@ int xlb_gen(struct xdp_md *ctx)
 	/* 2. this run's flow */
 	n = *seq;
 	*seq = n + 1;
+	stamp(n);
 	flow = cfg->nflows > 1 ? (__u32)(n % cfg->nflows) : 0;
 	span = cfg->sport_span ? cfg->sport_span : 1;
 	new_sport = bpf_htons((__u16)(cfg->sport_base + flow % span));

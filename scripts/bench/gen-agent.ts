@@ -10,8 +10,9 @@
  *   {"op":"check","count":n}                       → {ok, frames: [hex...], verdicts: [...]}
  *        n ordinary test runs (not live): the frames the generator would send next
  *   {"op":"run","frames"?:n,"durationMs"?:t,"rate"?:pps,"batchSize"?:b,"chunk"?:c}
- *                                   → {ok, wallNs, kernelNs, generated, sunk, calls, txPackets, txDropped}
- *        kernelNs: the kernel's time summed over the test runs; chunk: frames per test run
+ *                     → {ok, wallNs, kernelNs, spanNs, spanFrames, generated, sunk, calls, txPackets, txDropped}
+ *        kernelNs: the kernel's time summed over the test runs; spanNs/spanFrames: wall time and
+ *        frames between the program's clock marks (gen.ts RunResult); chunk: frames per test run
  *        (gen.ts); txPackets/txDropped: IFNAME's counters over the run (a veth counts the XDP
  *        frames its peer took)
  * Detaches and exits when stdin closes, or on SIGINT/SIGTERM.

@@ -14,8 +14,12 @@ export const GEN_FRAME_MAX = 128;
 export const GEN_CFG_SIZE = 160;
 
 /** gen_stats slots (per-CPU u64) */
-export const GEN_ST = { generated: 0, sunk: 1, sinkPassed: 2, sampleLeft: 3, nextNs: 4 } as const;
-export const GEN_ST_MAX = 5;
+export const GEN_ST = {
+  generated: 0, sunk: 1, sinkPassed: 2, sampleLeft: 3, nextNs: 4, t0Ns: 5, t0Seq: 6, t1Ns: 7, t1Seq: 8,
+} as const;
+export const GEN_ST_MAX = 9;
+/** the program reads the clock every this many frames (GEN_STAMP_EVERY) */
+export const GEN_STAMP_EVERY = 64;
 
 export const GEN_SAMPLE_SLOTS = 64;
 export const GEN_SAMPLE_MAX = 128;

@@ -65,8 +65,17 @@ export interface RunOptions {
 export interface RunResult {
   /** wall time of the run, ns */
   wallNs: number;
-  /** the kernel's time in the test runs' loops (the frames' time, without each call's set-up), ns */
+  /**
+   * the kernel's time in the test runs' loops, ns: the frames' time without each call's set-up,
+   * but also without any time the run was preempted (the test-run timer stops then)
+   */
   kernelNs: number;
+  /**
+   * wall time from the first frame to the last clock mark (every GEN_STAMP_EVERY frames), and
+   * the frames sent in it: the rate over wall time, whatever preempted the run
+   */
+  spanNs: number;
+  spanFrames: number;
   /** frames the program generated (its own counter) */
   generated: number;
   /** test runs (system calls) made */
@@ -144,6 +153,7 @@ export class Generator {
     const inKernel = o.rate >= KERNEL_PACE_MIN;
     this.config.update(u32(0), encodeGenConfig(this.template!, this.ifindex, inKernel ? Math.round(1e9 / o.rate) : 0));
     setPerCpu(this.stats, GEN_ST.nextNs, 0);
+    setPerCpu(this.stats, GEN_ST.t0Ns, 0);
     // the calls' size: adapted to the time left with a duration, else all the frames at once
     const adaptive = o.chunk === undefined && o.durationMs !== undefined && (o.rate === 0 || inKernel);
     const pace = {
@@ -172,7 +182,19 @@ export class Generator {
     }
     if (inKernel) this.config.update(u32(0), encodeGenConfig(this.template!, this.ifindex));
     const wallNs = Number(clock() - t0);
-    return { wallNs, kernelNs, generated: sumPerCpu(this.stats, GEN_ST.generated) - g0, calls };
+    // the marks of the CPU that ran (the one whose T0 was set; the most frames if several)
+    const slot = (k: number) => this.stats.lookupPerCpu(u32(k)).map((v) => Number(v.readBigUInt64LE(0)));
+    const markT0 = slot(GEN_ST.t0Ns);
+    const markS0 = slot(GEN_ST.t0Seq);
+    const markT1 = slot(GEN_ST.t1Ns);
+    const markS1 = slot(GEN_ST.t1Seq);
+    let spanNs = 0;
+    let spanFrames = 0;
+    markT0.forEach((t, cpu) => {
+      const frames = markS1[cpu]! - markS0[cpu]!;
+      if (t > 0 && frames > spanFrames) { spanFrames = frames; spanNs = markT1[cpu]! - t; }
+    });
+    return { wallNs, kernelNs, spanNs, spanFrames, generated: sumPerCpu(this.stats, GEN_ST.generated) - g0, calls };
   }
 
   close(): void {

@@ -53,9 +53,9 @@ export function createBenchNet(opts: { genMac: string; lbMac: string; genIp4: st
  * The packets/s network of `make bench-e2e` (addressing in pps-systems.ts): three namespaces,
  * two veth pairs, no bridge (a bridge's own cost would dominate):
  *
- *   <prefix>-gen: gen0 ── <prefix>i :<prefix>-lb: <prefix>o ── sink0 :<prefix>-sink
+ *   <prefix>-gen: <prefix>g ── <prefix>i :<prefix>-lb: <prefix>o ── <prefix>s :<prefix>-sink
  *
- * The LB's interfaces carry the prefix in their names so that their NAPI threads
+ * The interfaces carry the prefix in their names so that their NAPI threads
  * (napi/<dev>-<id>) can be told apart from any other lab's. The LB forwards IPv4 (for
  * nftables; XDP systems never reach its stack), with reverse-path filtering off and a route
  * back to the clients via gen0, static neighbours for the reals on <prefix>o (nothing waits for
@@ -86,7 +86,7 @@ export function createPpsNet(a: {
   const prefix = randomPrefix('xlbe');
   const net = {
     prefix, genNs: `${prefix}-gen`, lbNs: `${prefix}-lb`, sinkNs: `${prefix}-sink`,
-    genDev: 'gen0', lbIn: `${prefix}i`, lbOut: `${prefix}o`, sinkDev: 'sink0',
+    genDev: `${prefix}g`, lbIn: `${prefix}i`, lbOut: `${prefix}o`, sinkDev: `${prefix}s`,
   };
   const removeNamespaces = () => destroyNamespaces(prefix);
   const unregister = onCleanup(removeNamespaces);

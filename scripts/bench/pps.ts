@@ -11,14 +11,17 @@
  *   one-core  everything on one CPU: veth receive runs on the sending CPU, so the generator's
  *             test run also runs the balancer and the sink; the figure is the chain's capacity
  *             per core (the generator's and the sink's cost included, the same for every system).
- *   pinned    the LB's ingress veth in threaded NAPI mode, its thread pinned to the LB's CPU,
- *             the generator on the other CPU: the balancer (and the sink it feeds, scheduled
- *             from that CPU) gets a core of its own; the cross-CPU hand-off is part of it.
+ *   pinned    the LB's ingress veth in threaded NAPI mode, its thread pinned to the LB's CPU
+ *             with real-time priority (SCHED_FIFO 50, so that other work on a shared machine
+ *             does not preempt it; the kernel's RT throttling leaves others 5%), the generator
+ *             on the other CPU: the balancer (and the sink it feeds, scheduled from that CPU)
+ *             gets a core of its own; the cross-CPU hand-off is part of it. The figure is the
+ *             throughput (rate-search.ts): the highest rate forwarded with <= 1% loss.
  *
- * A measured run: one test run of F frames (the generator's set-up cost per call stays out),
- * forwarded packets counted at the sink; pps = sunk / the kernel's time in the generator's
- * loop. Before each run a warm-up pass over every flow (connection tables, conntrack, caches);
- * each run is checked: xlb's counters must show every received frame redirected as a
+ * A trial: one test run of F frames (the generator's set-up cost per call stays out),
+ * forwarded packets counted at the sink; pps = sunk / the wall time of the sending, from the
+ * generator program's own clock marks (the test run's timer stops while it is preempted). Before each trial a warm-up pass over every flow (connection tables, conntrack,
+ * caches); each is checked: xlb's counters must show every received frame redirected as a
  * connection-table hit, nothing dropped.
  */
 import { execFileSync } from 'node:child_process';
@@ -32,6 +35,7 @@ import {
   checkSinkSamples, nftDnatRuleset, PPS_ADDR, REALS, VIPS, type PpsProgram, type PpsSystem,
 } from './pps-systems.ts';
 import { XDP_REDIRECT } from '../../src/datapath/bpf/index.ts';
+import { addTrial, nextRate, startSearch, type Trial } from './rate-search.ts';
 
 export type PpsMode = 'one-core' | 'pinned';
 
@@ -43,9 +47,11 @@ export interface PpsOptions {
   batchSize: number;
 }
 
-export interface PpsRun {
+export interface PpsTrial {
   system: string;
   mode: PpsMode;
+  /** the rate asked of the generator, 0 = as fast as it goes */
+  rate: number;
   /** forwarded: frames counted at the sink per second of the generator's loop */
   pps: number;
   /** the generator's own rate over the same time */
@@ -55,8 +61,32 @@ export interface PpsRun {
   generated: number;
   lbRx: number;
   sunk: number;
+  /** wall time of the sending (clock marks, extrapolated to every frame), and the test run's own timer */
+  sendNs: number;
   kernelNs: number;
 }
+
+/** One measured run of a system: its figure, and (pinned) the search that found it. */
+export interface PpsRun extends PpsTrial {
+  /** pinned: the flood trial's forwarded and offered rates, the trials made, whether one was within the tolerance */
+  flood?: { pps: number; offeredPps: number };
+  trials?: number;
+  withinTolerance?: boolean;
+}
+
+export interface SearchOptions {
+  /** loss allowed at the throughput rate */
+  tolerance: number;
+  maxTrials: number;
+  /** stop when the bracket is this narrow, relative */
+  resolution: number;
+  /** a trial lasts about this long (frames = rate × this), at least minFrames */
+  trialMs: number;
+  minFrames: number;
+}
+
+/** SCHED_FIFO priority of the LB's NAPI thread in the pinned set-up */
+const NAPI_RT_PRIORITY = 50;
 
 /** The warm-up's rate: slow enough that no frame is lost on the way in any set-up (every flow must reach the LB). */
 const WARM_RATE = 200_000;
@@ -114,9 +144,9 @@ export class PpsBench {
     this.net.destroy();
   }
 
-  /** The LB ingress's NAPI threads (threaded mode), by name: napi/<dev>-<napi id>. */
-  private napiThreads(): number[] {
-    const want = `napi/${this.net.lbIn}-`;
+  /** A device's NAPI threads (threaded mode), by name: napi/<dev>-<napi id>. */
+  private napiThreads(dev: string): number[] {
+    const want = `napi/${dev}-`;
     const pids: number[] = [];
     for (const d of readdirSync('/proc')) {
       if (!/^\d+$/.test(d)) continue;
@@ -127,20 +157,32 @@ export class PpsBench {
     return pids;
   }
 
-  /** Switch between the one-core chain and the pinned two-core set-up. */
-  setMode(mode: PpsMode): { napiThreads: number[] } {
-    const threaded = `/sys/class/net/${this.net.lbIn}/threaded`;
-    nsExec(this.net.lbNs, ['sh', '-c', `echo ${mode === 'pinned' ? 1 : 0} > ${threaded}`]);
-    let threads: number[] = [];
-    if (mode === 'pinned') {
-      threads = this.napiThreads();
-      if (threads.length === 0) throw new Error(`no NAPI thread napi/${this.net.lbIn}-* after enabling threaded NAPI`);
-      for (const pid of threads) execFileSync('taskset', ['-p', '-c', String(this.cpus.lb), String(pid)], { stdio: 'ignore' });
+  /** threaded NAPI on or off for a device of one of the namespaces; its threads when on */
+  private threaded(ns: string, dev: string, on: boolean, cpu: number): number[] {
+    nsExec(ns, ['sh', '-c', `echo ${on ? 1 : 0} > /sys/class/net/${dev}/threaded`]);
+    if (!on) return [];
+    const threads = this.napiThreads(dev);
+    if (threads.length === 0) throw new Error(`no NAPI thread napi/${dev}-* after enabling threaded NAPI`);
+    for (const pid of threads) {
+      execFileSync('taskset', ['-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' });
+      execFileSync('chrt', ['-f', '-p', String(NAPI_RT_PRIORITY), String(pid)], { stdio: 'ignore' });
     }
-    const genCpu = mode === 'pinned' ? this.cpus.gen : this.cpus.lb;
+    return threads;
+  }
+
+  /**
+   * Switch between the one-core chain and the pinned two-core set-up. Pinned: the LB's ingress
+   * NAPI thread on the LB's CPU, SCHED_FIFO; the sink's receive is scheduled from there and
+   * runs there too. (With the sink's own thread on the generator's CPU instead, the generator
+   * became the limit: the floor was generator-bound.)
+   */
+  setMode(mode: PpsMode): { napiThreads: number[] } {
+    const pinned = mode === 'pinned';
+    const napiThreads = this.threaded(this.net.lbNs, this.net.lbIn, pinned, this.cpus.lb);
+    const genCpu = pinned ? this.cpus.gen : this.cpus.lb;
     execFileSync('taskset', ['-a', '-p', '-c', String(genCpu), String(this.genPid)], { stdio: 'ignore' });
     this.mode = mode;
-    return { napiThreads: threads };
+    return { napiThreads };
   }
 
   private traffic(vip: string): TrafficSpec {
@@ -154,7 +196,7 @@ export class PpsBench {
     if (this.attachedProg !== sys.program) {
       await this.lb.call({ op: 'attach', prog: sys.program });
       this.attachedProg = sys.program;
-      if (this.mode === 'pinned') this.setMode('pinned'); // the NAPI thread stays; pin again all the same
+      if (this.mode === 'pinned') this.setMode('pinned'); // the NAPI threads stay; pin them again all the same
     }
     if (this.vip !== sys.vip) {
       await this.gen.call({ op: 'template', template: templateOf(this.traffic(sys.vip)) });
@@ -196,14 +238,15 @@ export class PpsBench {
     if (wrong) throw new Error(`the sink got the wrong frames: ${wrong}`);
   }
 
-  async measure(sys: PpsSystem, rate = 0): Promise<PpsRun> {
+  /** One trial: warm-up, then `frames` frames at `rate` (0 = full speed), checked. */
+  async trial(sys: PpsSystem, rate: number, frames: number): Promise<PpsTrial> {
     if (!this.mode) throw new Error('setMode first');
     await this.use(sys);
     await this.genRun(2 * this.o.flows, WARM_RATE); // warm-up: every flow twice
     await sleep(20);
     const c0 = await this.lb.call({ op: 'counters' });
     const s0 = n((await this.sink.call({ op: 'counters' })).sunk);
-    const g = await this.genRun(this.o.framesPerRun, rate);
+    const g = await this.genRun(frames, rate);
     await sleep(50); // what is still in the rings
     const c1 = await this.lb.call({ op: 'counters' });
     const sunk = n((await this.sink.call({ op: 'counters' })).sunk) - s0;
@@ -211,7 +254,13 @@ export class PpsBench {
     const lbRx = inRx(c1) - inRx(c0);
     const generated = n(g.generated);
     const kernelNs = n(g.kernelNs);
-    if (generated !== this.o.framesPerRun) throw new Error(`the generator ran ${generated} times for ${this.o.framesPerRun} frames`);
+    // over wall time (the generator's clock marks), not the test run's timer, which stops while
+    // the run is preempted (by the sink's thread, ksoftirqd or anything else)
+    const spanNs = n(g.spanNs);
+    const spanFrames = n(g.spanFrames);
+    if (spanFrames < generated / 2 || spanNs <= 0) throw new Error(`the generator's clock marks cover ${spanFrames} of ${generated} frames`);
+    const sendNs = (spanNs * generated) / spanFrames;
+    if (generated !== frames) throw new Error(`the generator ran ${generated} times for ${frames} frames`);
     if (sys.program === 'xlb') {
       const d = counterDelta(c0.counters as Record<string, string>, c1.counters as Record<string, string>);
       const want: Record<string, number> = { rx: lbRx, redirect: lbRx, ct_hit: lbRx };
@@ -219,11 +268,35 @@ export class PpsBench {
       if (wrong.length) throw new Error(`${sys.name}: ${lbRx} frames received did not all take the expected path: ${wrong.join(', ')}`);
     }
     if (sunk === 0) throw new Error(`${sys.name}: nothing reached the sink`);
-    const perSec = (x: number) => (x * 1e9) / kernelNs;
+    const perSec = (x: number) => (x * 1e9) / sendNs;
     return {
-      system: sys.name, mode: this.mode, pps: perSec(sunk), offeredPps: perSec(generated), lbRxPps: perSec(lbRx),
-      generated, lbRx, sunk, kernelNs,
+      system: sys.name, mode: this.mode, rate, pps: perSec(sunk), offeredPps: perSec(generated), lbRxPps: perSec(lbRx),
+      generated, lbRx, sunk, sendNs: Math.round(sendNs), kernelNs,
     };
+  }
+
+  /**
+   * One measured run. one-core: a flood of framesPerRun frames (the chain forwards each batch
+   * before the next is made: nothing is lost). pinned: the throughput search (rate-search.ts)
+   * from a flood of framesPerRun frames; the figure is the best trial within the tolerance (or,
+   * if none was, the best trial, flagged).
+   */
+  async measure(sys: PpsSystem, so: SearchOptions): Promise<PpsRun> {
+    const flood = await this.trial(sys, 0, this.o.framesPerRun);
+    if (this.mode !== 'pinned') return flood;
+    const asTrial = (t: PpsTrial): Trial => ({ rate: t.rate, offered: t.offeredPps, forwarded: t.pps });
+    let s = startSearch(asTrial(flood), so.tolerance);
+    const runs: PpsTrial[] = [flood];
+    for (let rate = nextRate(s, so.maxTrials, so.resolution); rate !== null; rate = nextRate(s, so.maxTrials, so.resolution)) {
+      const t = await this.trial(sys, rate, Math.max(so.minFrames, Math.round((rate * so.trialMs) / 1000)));
+      runs.push(t);
+      s = addTrial(s, asTrial(t));
+    }
+    const within = s.best !== null;
+    const best = within
+      ? runs.find((t) => t.rate === s.best!.rate && t.pps === s.best!.forwarded)!
+      : runs.reduce((a, b) => (b.pps > a.pps ? b : a));
+    return { ...best, flood: { pps: flood.pps, offeredPps: flood.offeredPps }, trials: runs.length, withinTolerance: within };
   }
 }
 

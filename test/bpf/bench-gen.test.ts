@@ -112,6 +112,24 @@ test('generator: with gap_ns each run waits for its due time (the first goes at 
   assert.ok(r.duration < gap / 4, `an unpaced run took ${r.duration} ns`);
 });
 
+test('generator: clock marks at the first frame after a reset and at every 64th, with their sequence numbers', () => {
+  const o = load();
+  const t = templateOf(SPEC4);
+  const data = Buffer.from(t.frameHex, 'hex');
+  o.map('gen_config').update(u32(0), encodeGenConfig(t, LO));
+  setSlot(o, GEN_ST.generated, 100);
+  setSlot(o, GEN_ST.t0Ns, 0);
+  const before = process.hrtime.bigint();
+  o.program('xlb_gen').testRun({ data, ctx: xdpTestContext(data.length, LO), repeat: 200 });
+  const after = process.hrtime.bigint();
+  const mark = (slot: number) => perCpu(o, slot).find((_, cpu) => perCpu(o, GEN_ST.t0Ns)[cpu]! > 0n);
+  assert.equal(mark(GEN_ST.t0Seq), 100n, 'T0 at the first frame: sequence 100');
+  assert.equal(mark(GEN_ST.t1Seq), 256n, 'T1 at the last multiple of 64 before 300');
+  // both clocks are CLOCK_MONOTONIC
+  assert.ok(before <= mark(GEN_ST.t0Ns)! && mark(GEN_ST.t0Ns)! <= mark(GEN_ST.t1Ns)! && mark(GEN_ST.t1Ns)! <= after,
+    `before ${before} <= T0 ${mark(GEN_ST.t0Ns)} <= T1 ${mark(GEN_ST.t1Ns)} <= after ${after}`);
+});
+
 test('sink: IP is counted and dropped; ARP and neighbour discovery pass, counted apart', () => {
   const o = load();
   const sink = o.program('xlb_sink');
