@@ -17,6 +17,7 @@ import {
 } from '../../src/datapath/bpf/index.ts';
 import { decodeSample, encodeGenConfig, GEN_SAMPLE_SLOTS, GEN_ST, type GenTemplate } from './gen-config.ts';
 import { nextChunk, paceStep } from './gen-traffic.ts';
+import { sleepSync } from '../lab/netns.ts';
 
 const u32 = (n: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(n); return b; };
 
@@ -28,12 +29,6 @@ function setPerCpu(m: BpfMap, key: number, value: number): void {
   const b = Buffer.alloc(8);
   b.writeBigUInt64LE(BigInt(value));
   m.updatePerCpu(u32(key), Array.from({ length: m.valuesPerKey() }, () => b));
-}
-
-/** A synchronous sleep (the generator's loop runs inside synchronous agent handlers). */
-export function sleepSync(ns: number): void {
-  if (ns <= 0) return;
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ns / 1e6);
 }
 
 /**
@@ -144,7 +139,7 @@ export class Generator {
   }
 
   /** Send frames with live frames, paced (gen-traffic.ts paceStep); returns when done. */
-  run(o: RunOptions, clock: () => bigint = process.hrtime.bigint, sleep: (ns: number) => void = sleepSync): RunResult {
+  run(o: RunOptions, clock: () => bigint = process.hrtime.bigint, sleep: (ns: number) => void = (ns) => sleepSync(ns / 1e6)): RunResult {
     if (o.frames === undefined && o.durationMs === undefined) throw new Error('run: give frames or durationMs');
     const data = this.data();
     const ctx = xdpTestContext(data.length, this.ifindex);

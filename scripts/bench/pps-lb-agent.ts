@@ -10,14 +10,14 @@
  *   pass   xdp_pass of the baseline object: every frame to the kernel (nftables).
  *
  * argv: IN_DEV OUT_DEV GEN_OBJECT BASELINE_OBJECT [XLB_OBJECT]
- *   {"op":"configure","services":[{vip,port,method}],"reals":[{address,mac}],"tunnel":TunnelConfig,
+ *   {"op":"configure","services":[{vip,port,method}],"reals":[{address,mac}],"config":ForwarderConfig,
  *    "outMac":mac (the egress's, every frame's new source), "floorMac":mac (the floor's destination)}
  *                                                     → {ok, serviceIds}
  *   {"op":"attach","prog":"xlb"|"floor"|"pass"}       → {ok, progId}
  *   {"op":"counters"}  → {ok, counters: {rx: "123", ...}, in: {rx_packets, ...}, out: {...}}
  * Detaches and exits when stdin closes, or on SIGINT/SIGTERM.
  */
-import { XdpForwarder, type Method, type TunnelConfig } from '../../src/datapath/xdp/forwarder.ts';
+import { XdpForwarder, type ForwarderConfig, type Method } from '../../src/datapath/xdp/forwarder.ts';
 import { macBytes } from '../../src/datapath/xdp/net.ts';
 import {
   openObject, xdpAttach, xdpDetach, xdpQuery, XDP_FLAGS_DRV_MODE, type BpfObject,
@@ -57,7 +57,7 @@ serveAgent({
       const services = cmd.services as ServiceIn[];
       const reals = cmd.reals as RealIn[];
       const smac = String(cmd.outMac);
-      fw!.setConfig(cmd.tunnel as TunnelConfig);
+      fw!.setConfig(cmd.config as ForwarderConfig);
       const serviceIds: Record<string, number> = {};
       for (const s of services) {
         const r = fw!.setService({ address: s.vip, port: s.port, protocol: 'udp' },

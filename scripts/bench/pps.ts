@@ -121,7 +121,7 @@ export class PpsBench {
         op: 'configure',
         services: Object.entries(VIPS).filter(([m]) => methods.includes(m)).map(([method, vip]) => ({ vip, port: PPS_ADDR.dport, method })),
         reals: REALS,
-        tunnel: { tunSrc4: PPS_ADDR.tunSrc4, tunSrc4Bits: PPS_ADDR.tunSrc4Bits, tunSrc6: 'fd00:4::', tunSrc6Bits: 16, tunTtl: 64 },
+        config: { tunSrc4: PPS_ADDR.tunSrc4, tunSrc4Bits: PPS_ADDR.tunSrc4Bits, tunTtl: 64, natSrc4: PPS_ADDR.fullnatSrc4 },
         outMac: PPS_ADDR.lbOut.mac,
         floorMac: REALS[0]!.mac,
       });
