@@ -15,6 +15,7 @@
  *   maglev_tables  ARRAY_OF_MAPS, service id -> ARRAY slot -> real id    (lib/maglev.h)
  *   conntrack      LRU_HASH per-CPU lists, xlb_flow_key -> xlb_flow      (lib/ct.h)
  *   nat            LRU_HASH, xlb_flow_key (reply direction) -> xlb_nat    (lib/nat.h)
+ *   nat_ports      ARRAY, bitmap of the ports NAT replies come from       (lib/nat.h)
  *   service_stats, real_stats, global_stats   PERCPU_ARRAY              (lib/stats.h)
  * Load-time setting: maglev_size (lib/maglev.h).
  *
@@ -44,8 +45,10 @@
  *     control plane sets while a NAT or full-NAT real exists; one array
  *     lookup, inlined by the verifier, is all it costs otherwise): a TCP or
  *     UDP packet that is no fragment may be a real's reply. Only its ports
- *     are read, then the NAT state is looked up by {saddr, daddr, sport,
- *     dport, proto, family} (xlb_nat_reply). No entry, or an expired one
+ *     are read; a source port no NAT real answers from (the nat_ports
+ *     bitmap: one more inlined array lookup) is PASS_NON_SERVICE at once;
+ *     else the NAT state is looked up by {saddr, daddr, sport, dport, proto,
+ *     family} (xlb_nat_reply). No entry, or an expired one
  *     (NAT_EXPIRED): PASS_NON_SERVICE, unchanged. A live entry: the transport
  *     header is checked (as in step 4), the source becomes the VIP and its
  *     port (full-NAT: the destination the client and its port too), the
@@ -859,8 +862,12 @@ static __always_inline int xlb_handle(struct xdp_md *ctx, __u32 *cnt)
 
 		if (cfg && (cfg->nat_flags & XLB_CFG_F_NAT) && !frag) {
 			rc = -1;
-			if (proto == IPPROTO_TCP || proto == IPPROTO_UDP)
+			if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) {
+				/* only from a port NAT reals answer from */
+				if (xlb_parse_ports(&c, &sport, &dport) || !xlb_nat_port_used(sport))
+					return xlb_verdict(cnt, XLB_CNT_PASS_NON_SERVICE, XDP_PASS);
 				rc = xlb_nat_reply(ctx, p.l2len, (long)c.pos - (long)data, vk.family, proto);
+			}
 			else if ((proto == IPPROTO_ICMP && ip4) || (proto == IPPROTO_ICMPV6 && ip6))
 				rc = xlb_nat_icmp_reply(ctx, p.l2len, (long)c.pos - (long)data, vk.family);
 			if (rc >= 0) {

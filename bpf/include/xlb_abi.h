@@ -106,6 +106,13 @@ struct xlb_flow {
 #define XLB_NAT_F_FULL    (1U << 0) /* full-NAT: the reply's destination is rewritten too */
 #define XLB_NAT_F_CLOSING (1U << 1) /* TCP FIN or RST seen (either way): the short timeout applies */
 
+/* nat_ports: ARRAY of XLB_NAT_PORT_WORDS __u64 words, a bitmap of the source
+ * ports replies of NAT and full-NAT reals come from: port p (host order) is
+ * bit (p & 63) of word (p >> 6). Only a TCP/UDP packet from such a port is
+ * looked up in the NAT state; a real answering from any port (all-ports
+ * service, port 0) sets every bit. */
+#define XLB_NAT_PORT_WORDS 1024
+
 /* full-NAT source ports: chosen in [MIN, MAX], at most TRIES candidates per new flow */
 #define XLB_NAT_PORT_MIN   1024
 #define XLB_NAT_PORT_MAX   65535

@@ -5,8 +5,9 @@
  * UDP packet's addresses and ports with its checksums. What to do with a
  * packet (counters, verdicts) is policy and lives in xlb.bpf.c.
  *
- *   nat  LRU_HASH, struct xlb_flow_key (the reply direction) -> struct xlb_nat,
- *        XLB_NAT_SIZE_DEFAULT entries (layouts and the key's meaning: xlb_abi.h)
+ *   nat        LRU_HASH, struct xlb_flow_key (the reply direction) -> struct xlb_nat,
+ *              XLB_NAT_SIZE_DEFAULT entries (layouts and the key's meaning: xlb_abi.h)
+ *   nat_ports  ARRAY, XLB_NAT_PORT_WORDS x __u64: the bitmap of reply source ports
  *
  * One LRU list for the whole map (no BPF_F_NO_COMMON_LRU, unlike conntrack):
  * a reply may be handled on another CPU than its flow's forward packets, and
@@ -40,6 +41,26 @@ struct {
 	__type(key, struct xlb_flow_key);
 	__type(value, struct xlb_nat);
 } nat SEC(".maps");
+
+/* The source ports NAT replies come from (xlb_abi.h); the control plane keeps it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XLB_NAT_PORT_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} nat_ports SEC(".maps");
+
+/* May a packet from this source port (network order) be a NAT reply? One
+ * array lookup (inlined by the verifier) and a bit test: what traffic that is
+ * not ours pays instead of a hash lookup of the NAT state. */
+static __always_inline int xlb_nat_port_used(__be16 sport)
+{
+	__u16 port = bpf_ntohs(sport);
+	__u32 word = port >> 6;
+	__u64 *bits = bpf_map_lookup_elem(&nat_ports, &word);
+
+	return bits && (*bits >> (port & 63)) & 1;
+}
 
 #define XLB_NS_PER_SEC 1000000000ULL
 

@@ -466,6 +466,33 @@ describe('NAT state: timeouts, FIN and RST, loss', () => {
     }
   });
 
+  test('replies are looked up only from ports NAT reals answer from (the nat_ports bitmap)', async () => {
+    const { fw, parts } = await fresh();
+    const s = S.nat4tcp;
+    const extra = svc('198.18.30.5', 80, 'tcp', real('198.18.31.9', 'nat', 9999, '0d'));
+    // the all-ports NAT services make every port a reply port: out for this test
+    fw.removeService(S.natAll.service);
+    fw.removeService(S.natAllUdp.service);
+    try {
+      expectTx(fw, fromClient(s, { flags: 'S' }), toReal(s, { flags: 'S' }), { ct_miss: 1n, nat_created: 1n }, 'SYN');
+      // move the flow's state to real port 9999, which no real answers from
+      const [k, v] = natEntries(parts)[0]!;
+      parts.maps.nat.delete(k);
+      const moved = Buffer.from(k);
+      moved.writeUInt16BE(9999, XlbFlowKey.fields.find((f) => f.name === 'sport')!.offset);
+      parts.maps.nat.update(moved, v);
+      const from9999 = frame({ dmac: EGRESS_MAC, smac: s.real.mac, src: s.real.address, dst: CLIENT4, sport: 9999, dport: 40000, proto: 'tcp', flags: 'A' }, true);
+      assertFrameEqual(run(fw, from9999, XDP_PASS, { pass_non_service: 1n }), from9999, 'not looked up: passed');
+      fw.setService(extra.service, [extra.real]);
+      const out = run(fw, from9999, XDP_TX, { nat_reply: 1n });
+      assertFrameEqual(out, toClient(s), 'looked up once a real answers from 9999');
+    } finally {
+      fw.removeService(extra.service);
+      fw.setService(S.natAll.service, [S.natAll.real]);
+      fw.setService(S.natAllUdp.service, [S.natAllUdp.real]);
+    }
+  });
+
   test('replies are looked up only while a NAT real exists (the config flag)', async () => {
     const { fw } = await fresh();
     const s = S.nat4tcp;

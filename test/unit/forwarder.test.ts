@@ -10,7 +10,7 @@ import {
 } from '../../src/datapath/bpf/index.ts';
 import { XdpForwarder, type ForwarderMaps, type RealSpec, type ServiceSpec } from '../../src/datapath/xdp/forwarder.ts';
 import {
-  XLB_CFG_F_NAT, XLB_CNT_MAX, XLB_NAT_F_CLOSING, XLB_NAT_F_FULL, XLB_REAL_F_ACTIVE, XlbConfig, XlbFlow, XlbFlowKey, XlbNat, XlbReal,
+  XLB_CFG_F_NAT, XLB_CNT_MAX, XLB_NAT_F_CLOSING, XLB_NAT_F_FULL, XLB_NAT_PORT_WORDS, XLB_REAL_F_ACTIVE, XlbConfig, XlbFlow, XlbFlowKey, XlbNat, XlbReal,
   XlbService, XlbStats, XlbVipKey, decode, encode,
 } from '../../src/datapath/xdp/abi.ts';
 import { addrBytes, macBytes, portField } from '../../src/datapath/xdp/net.ts';
@@ -37,6 +37,7 @@ function rig() {
     reals: record('reals', new FakeMap({ type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: XlbReal.size, maxEntries: 64 })),
     conntrack: new FakeMap({ type: BPF_MAP_TYPE_LRU_HASH, keySize: XlbFlowKey.size, valueSize: XlbFlow.size, maxEntries: 64 }),
     nat: new FakeMap({ type: BPF_MAP_TYPE_LRU_HASH, keySize: XlbFlowKey.size, valueSize: XlbNat.size, maxEntries: 64 }),
+    natPorts: record('natPorts', new FakeMap({ type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 8, maxEntries: XLB_NAT_PORT_WORDS })),
     serviceStats: new FakeMap({ type: BPF_MAP_TYPE_PERCPU_ARRAY, keySize: 4, valueSize: XlbStats.size, maxEntries: 16, cpus: 2 }),
     realStats: new FakeMap({ type: BPF_MAP_TYPE_PERCPU_ARRAY, keySize: 4, valueSize: XlbStats.size, maxEntries: 64, cpus: 2 }),
     globalStats: new FakeMap({ type: BPF_MAP_TYPE_PERCPU_ARRAY, keySize: 4, valueSize: 8, maxEntries: XLB_CNT_MAX, cpus: 2 }),
@@ -270,4 +271,34 @@ test('natList decodes the NAT state; natEntries counts it; clearNat empties it',
   }]);
   fw.clearNat();
   assert.equal(fw.natEntries(), 0);
+});
+
+test('nat_ports: the ports NAT reals answer from, added before the reals are written, removed after', () => {
+  const { fw, maps, log } = rig();
+  fw.setConfig({ natSrc4: '198.18.254.1' });
+  const word = (w: number) => maps.natPorts.lookup(u32(w))!.readBigUInt64LE(0);
+  const has = (p: number) => ((word(p >> 6) >> BigInt(p & 63)) & 1n) === 1n;
+  fw.setService(svc, [r(1), { ...r(2), method: 'tun' }]);
+  assert.ok([...Array(XLB_NAT_PORT_WORDS).keys()].every((w) => word(w) === 0n), 'DR and TUN reals use no bits');
+  log.length = 0;
+  const s81: ServiceSpec = { ...svc, port: 81 };
+  fw.setService(s81, [nat(3, 8080), fullnat(4), nat(5, 8080)]);
+  assert.ok(has(8080) && has(81) && !has(80) && !has(8081), 'the real\'s port, or the service\'s when the real has none');
+  assert.deepEqual(log.slice(0, 3), ['config.update 0', 'natPorts.update 1', `natPorts.update ${8080 >> 6}`], `flag and ports before the reals: ${log.join(', ')}`);
+  log.length = 0;
+  fw.setService(s81, [nat(3, 9090)]);
+  assert.ok(has(9090) && !has(8080) && !has(81));
+  const add = log.indexOf(`natPorts.update ${9090 >> 6}`);
+  const drop = log.indexOf(`natPorts.update ${8080 >> 6}`);
+  assert.ok(add >= 0 && add < log.indexOf('reals.update 6') && drop > log.indexOf('maglev.update 2'), `added before, removed after: ${log.join(', ')}`);
+  // an all-ports service whose real keeps the packet's port: every port may be a reply's
+  fw.setService({ ...svc, port: 0 }, [nat(7)]);
+  assert.ok([...Array(XLB_NAT_PORT_WORDS).keys()].every((w) => word(w) === 0xffff_ffff_ffff_ffffn));
+  fw.removeService({ ...svc, port: 0 });
+  assert.ok(has(9090) && !has(1) && !has(65535), 'back to the ports in use');
+  log.length = 0;
+  fw.setService(s81, [nat(3, 9090)]);
+  assert.ok(!log.some((l) => l.startsWith('natPorts')), 'unchanged words are not written');
+  fw.removeService(s81);
+  assert.ok([...Array(XLB_NAT_PORT_WORDS).keys()].every((w) => word(w) === 0n), 'no NAT real: no bits');
 });

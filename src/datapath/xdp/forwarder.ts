@@ -14,7 +14,9 @@
  *    entry is very unlikely to meet its id reused (the program also checks the real is active);
  *  - the config's NAT flag (look replies up in the NAT state) is set before the first NAT or
  *    full-NAT real is written and cleared after the last one is gone; the forwarder keeps it from
- *    the reals it programs, setConfig keeps it as it is.
+ *    the reals it programs, setConfig keeps it as it is. The same for the nat_ports bitmap (the
+ *    ports NAT replies come from): a service's new ports are added before its reals are written,
+ *    ports no longer used removed after; only changed words are written (each one 8-byte store).
  *
  * NAT and full-NAT (IPVS "masquerade", and full-NAT as the FNAT patches have it): the program
  * rewrites the destination to the real's address and port (full-NAT: also the source, to
@@ -25,7 +27,7 @@
  */
 import {
   XLB_CFG_F_NAT, XLB_COUNTERS, XLB_CT_SIZE_DEFAULT, XLB_MAGLEV_SIZE_DEFAULT, XLB_MAX_REALS, XLB_MAX_SERVICES,
-  XLB_NAT_F_CLOSING, XLB_NAT_F_FULL, XLB_NAT_SIZE_DEFAULT, XLB_REAL_F_ACTIVE, XLB_SVC_F_HASH_SRC_ONLY, XLB_SVC_F_OPS,
+  XLB_NAT_F_CLOSING, XLB_NAT_F_FULL, XLB_NAT_PORT_WORDS, XLB_NAT_SIZE_DEFAULT, XLB_REAL_F_ACTIVE, XLB_SVC_F_HASH_SRC_ONLY, XLB_SVC_F_OPS,
   XlbConfig, XlbFlowKey, XlbMethod, XlbNat, XlbReal, XlbService, XlbStats, XlbVipKey, decode, encode,
 } from './abi.ts';
 import { buildMaglevTable, isPrime } from './maglev.ts';
@@ -169,7 +171,7 @@ export function serviceKey(s: ServiceSpec): string {
 
 /** The program's maps, by role. */
 export interface ForwarderMaps {
-  services: MapLike; maglev: MapLike; reals: MapLike; conntrack: MapLike; nat: MapLike;
+  services: MapLike; maglev: MapLike; reals: MapLike; conntrack: MapLike; nat: MapLike; natPorts: MapLike;
   serviceStats: MapLike; realStats: MapLike; globalStats: MapLike; config: MapLike;
 }
 
@@ -196,6 +198,8 @@ export class XdpForwarder {
   /** the configuration as last set (checked), and the NAT flag kept from the reals */
   private config: CheckedConfig;
   private natInUse = false;
+  /** the nat_ports bitmap as written */
+  private readonly natPortBits = new BigUint64Array(XLB_NAT_PORT_WORDS);
 
   /** The maps start as the program left them: call setConfig before anything else. */
   constructor(private readonly parts: ForwarderParts) {
@@ -255,6 +259,7 @@ export class XdpForwarder {
           reals: obj.map('reals'),
           conntrack: obj.map('conntrack'),
           nat: obj.map('nat'),
+          natPorts: obj.map('nat_ports'),
           serviceStats: obj.map('service_stats'),
           realStats: obj.map('real_stats'),
           globalStats: obj.map('global_stats'),
@@ -316,8 +321,13 @@ export class XdpForwarder {
       }
       entries.set(r.address, realEntry(r, spec));
     }
-    // replies are looked up from the moment a NAT real may get packets
-    if (reals.some((r) => isNat(r.method)) && !this.natInUse) this.writeConfig(this.config, true);
+    // replies are looked up from the moment a NAT real may get packets: the flag, and the ports
+    // this service's reals will answer from added to those in use
+    if (reals.some((r) => isNat(r.method))) {
+      if (!this.natInUse) this.writeConfig(this.config, true);
+      const ports = natPortBitmap(reals.map((real) => ({ service: spec, real })));
+      this.writeNatPorts(this.natPortBits.map((w, i) => w | ports[i]!));
+    }
 
     const key = serviceKey(spec);
     const existing = this.services.get(key);
@@ -496,10 +506,24 @@ export class XdpForwarder {
     this.natInUse = nat;
   }
 
-  /** Clear the NAT flag once no NAT or full-NAT real is left (it was set before the first). */
+  /** After a change: the ports exactly those in use, the NAT flag cleared once no NAT or full-NAT
+   *  real is left (both were set before the reals were written). */
   private updateNatFlag(): void {
-    const inUse = [...this.services.values()].some((s) => [...s.reals.values()].some((r) => isNat(r.spec.method)));
+    const all = [...this.services.values()].flatMap((s) => [...s.reals.values()].map((r) => ({ service: s.spec, real: r.spec })));
+    this.writeNatPorts(natPortBitmap(all));
+    const inUse = all.some((x) => isNat(x.real.method));
     if (inUse !== this.natInUse) this.writeConfig(this.config, inUse);
+  }
+
+  /** Write the words of the nat_ports bitmap that differ from what is written. */
+  private writeNatPorts(bits: BigUint64Array): void {
+    const value = Buffer.alloc(8);
+    bits.forEach((w, i) => {
+      if (w === this.natPortBits[i]) return;
+      value.writeBigUInt64LE(w);
+      this.maps.natPorts.update(u32(i), value);
+      this.natPortBits[i] = w;
+    });
   }
 
   /** A full-NAT real of this family, as 'service real', or undefined. */
@@ -565,6 +589,21 @@ function realEntry(r: RealSpec, service: ServiceSpec): Buffer {
     flags: XLB_REAL_F_ACTIVE,
     port: isNat(r.method) ? portField(port) : 0,
   });
+}
+
+/**
+ * The nat_ports bitmap of these reals (xlb_abi.h): the port each NAT or full-NAT real answers
+ * from, its own or its service's; every port when that is 0 (an all-ports service).
+ */
+export function natPortBitmap(reals: Iterable<{ service: ServiceSpec; real: RealSpec }>): BigUint64Array {
+  const bits = new BigUint64Array(XLB_NAT_PORT_WORDS);
+  for (const { service, real } of reals) {
+    if (!isNat(real.method)) continue;
+    const port = real.port || service.port;
+    if (port === 0) return bits.fill(0xffff_ffff_ffff_ffffn);
+    bits[port >> 6]! |= 1n << BigInt(port & 63);
+  }
+  return bits;
 }
 
 /** A configuration with every value checked and every default filled in. */
