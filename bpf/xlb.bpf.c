@@ -290,6 +290,22 @@ static __always_inline struct xlb_real *xlb_real_get(__u32 real_id)
  * XDP frame fits in a page); the verifier needs a bound well below 64 KiB. */
 #define XLB_MAX_L4_OFF 4096
 
+/* The IP header and a cursor at the transport (or ICMP) header, at the offsets
+ * a global function was given: bounded for the verifier, which knows nothing
+ * of a global function's arguments. -1 when out of bounds. */
+static __always_inline int xlb_headers_at(struct xdp_md *ctx, __u64 l3_off, __u64 l4_off, void **l3,
+					  struct xlb_cursor *c)
+{
+	void *data = (void *)(long)ctx->data;
+
+	if (l3_off > 18 || l4_off > XLB_MAX_L4_OFF)
+		return -1;
+	*l3 = data + l3_off;
+	c->pos = data + l4_off;
+	c->end = (void *)(long)ctx->data_end;
+	return 0;
+}
+
 /* What the NAT step needs from the balancing path, besides the flow (on the
  * caller's stack). */
 struct xlb_nat_req {
@@ -464,27 +480,21 @@ __noinline int xlb_nat_forward(struct xdp_md *ctx, struct xlb_nat_req *req, cons
 __noinline int xlb_nat_icmp_forward(struct xdp_md *ctx, struct xlb_nat_req *req, const struct xlb_flow_key *key,
 				    const struct xlb_real *real)
 {
-	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct xlb_config *cfg;
 	struct xlb_cursor c;
 	struct xlb_quoted q;
-	__u32 zero = 0, l3_off, l4_off;
 	const __u8 *laddr;
+	__u32 zero = 0;
 	__be16 rport;
 	int v6, rc;
 	void *l3;
 
 	if (!req || !key || !real || real->family != key->family)
 		return XLB_PACK(XLB_CNT_DROP_NAT, XDP_DROP);
-	l3_off = req->l3_off;
-	l4_off = req->l4_off;
-	if (l3_off > 18 || l4_off > XLB_MAX_L4_OFF)
+	if (xlb_headers_at(ctx, req->l3_off, req->l4_off, &l3, &c))
 		return XLB_PACK(XLB_CNT_DROP_TRUNCATED, XDP_DROP);
 	v6 = key->family == XLB_AF_INET6;
-	l3 = data + l3_off;
-	c.pos = data + l4_off;
-	c.end = data_end;
 	rc = v6 ? xlb_parse_icmp6_error(&c, &q) : xlb_parse_icmp4_error(&c, &q);
 	if (rc || l3 + (v6 ? sizeof(struct ipv6hdr) : sizeof(struct iphdr)) > data_end) /* parsed by the caller */
 		return XLB_PACK(XLB_CNT_DROP_TRUNCATED, XDP_DROP);
@@ -639,6 +649,43 @@ static __always_inline int xlb_balance(struct xdp_md *ctx, struct xlb_pkt *p, __
 	return bpf_redirect(real->ifindex, 0);
 }
 
+/* The live NAT entry of reply key rk, or NULL (NAT_EXPIRED counted for an
+ * expired one). */
+static __always_inline struct xlb_nat *xlb_nat_live_entry(const struct xlb_flow_key *rk, __u64 now)
+{
+	struct xlb_nat *n = bpf_map_lookup_elem(&nat, rk);
+	struct xlb_config *cfg;
+	__u32 zero = 0;
+
+	if (!n)
+		return NULL;
+	cfg = bpf_map_lookup_elem(&config, &zero);
+	if (!cfg)
+		return NULL;
+	if (!xlb_nat_live(n, cfg, rk->proto, now)) {
+		xlb_count(XLB_CNT_NAT_EXPIRED);
+		return NULL;
+	}
+	return n;
+}
+
+/* A translated reply or error back where the client's frames came from: the
+ * Ethernet addresses of the client's frame reversed, XDP_TX on the client's
+ * interface, else a redirect there. Returns XLB_PACK(counter, action). */
+static __always_inline int xlb_nat_send_back(struct xdp_md *ctx, const struct xlb_nat *n, __u32 counter)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+
+	if (data + sizeof(struct ethhdr) > data_end)
+		return XLB_PACK(XLB_CNT_DROP_TRUNCATED, XDP_DROP);
+	__builtin_memcpy(data, n->dmac, 2 * ETH_ALEN);
+	xlb_count(counter);
+	if (n->ifindex == ctx->ingress_ifindex)
+		return XLB_PACK(XLB_CNT_TX, XDP_TX);
+	return XLB_PACK(XLB_CNT_REDIRECT, bpf_redirect(n->ifindex, 0));
+}
+
 /*
  * Step 3b: a TCP/UDP packet (not a fragment) for an address that is no VIP,
  * while NAT is in use: is it a real's reply to a NAT or full-NAT flow? Its
@@ -658,23 +705,17 @@ static __always_inline int xlb_balance(struct xdp_md *ctx, struct xlb_pkt *p, __
  */
 __noinline int xlb_nat_reply(struct xdp_md *ctx, __u64 l3_off, __u64 l4_off, __u64 family, __u64 proto)
 {
-	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct xlb_flow_key rk = {};
 	struct xlb_cursor c;
-	struct xlb_config *cfg;
 	struct xlb_nat *n;
 	__u8 tcp_flags = 0;
-	__u32 zero = 0;
 	void *l3;
 	__u64 now;
 	int rc, full;
 
-	if (l3_off > 18 || l4_off > XLB_MAX_L4_OFF)
+	if (xlb_headers_at(ctx, l3_off, l4_off, &l3, &c))
 		return XLB_PACK(XLB_CNT_DROP_TRUNCATED, XDP_DROP); /* checked by the caller; for the verifier */
-	l3 = data + l3_off;
-	c.pos = data + l4_off;
-	c.end = data_end;
 	if (xlb_parse_ports(&c, &rk.sport, &rk.dport))
 		return XLB_PACK(XLB_CNT_PASS_NON_SERVICE, XDP_PASS);
 	if (family == XLB_AF_INET6) {
@@ -694,17 +735,10 @@ __noinline int xlb_nat_reply(struct xdp_md *ctx, __u64 l3_off, __u64 l4_off, __u
 	}
 	rk.proto = proto;
 	rk.family = family;
-	n = bpf_map_lookup_elem(&nat, &rk);
+	now = bpf_ktime_get_coarse_ns();
+	n = xlb_nat_live_entry(&rk, now);
 	if (!n)
 		return XLB_PACK(XLB_CNT_PASS_NON_SERVICE, XDP_PASS);
-	cfg = bpf_map_lookup_elem(&config, &zero);
-	if (!cfg)
-		return XLB_PACK(XLB_CNT_PASS_NON_SERVICE, XDP_PASS);
-	now = bpf_ktime_get_coarse_ns();
-	if (!xlb_nat_live(n, cfg, proto, now)) {
-		xlb_count(XLB_CNT_NAT_EXPIRED);
-		return XLB_PACK(XLB_CNT_PASS_NON_SERVICE, XDP_PASS);
-	}
 
 	/* ours: the transport header must be sound */
 	rc = proto == IPPROTO_TCP ? xlb_check_tcp(&c, &tcp_flags) : xlb_check_udp(&c);
@@ -715,13 +749,7 @@ __noinline int xlb_nat_reply(struct xdp_md *ctx, __u64 l3_off, __u64 l4_off, __u
 			    full ? n->caddr : rk.daddr, full ? n->cport : rk.dport))
 		return XLB_PACK(XLB_CNT_DROP_TRUNCATED, XDP_DROP);
 	xlb_nat_touch(n, (tcp_flags & (XLB_TCP_FIN | XLB_TCP_RST)) != 0, now);
-	if (data + sizeof(struct ethhdr) > data_end)
-		return XLB_PACK(XLB_CNT_DROP_TRUNCATED, XDP_DROP);
-	__builtin_memcpy(data, n->dmac, 2 * ETH_ALEN);
-	xlb_count(XLB_CNT_NAT_REPLY);
-	if (n->ifindex == ctx->ingress_ifindex)
-		return XLB_PACK(XLB_CNT_TX, XDP_TX);
-	return XLB_PACK(XLB_CNT_REDIRECT, bpf_redirect(n->ifindex, 0));
+	return xlb_nat_send_back(ctx, n, XLB_CNT_NAT_REPLY);
 }
 
 /*
@@ -738,23 +766,17 @@ __noinline int xlb_nat_reply(struct xdp_md *ctx, __u64 l3_off, __u64 l4_off, __u
  */
 __noinline int xlb_nat_icmp_reply(struct xdp_md *ctx, __u64 l3_off, __u64 l4_off, __u64 family)
 {
-	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	int v6 = family == XLB_AF_INET6;
 	struct xlb_flow_key rk = {};
 	struct xlb_cursor c;
-	struct xlb_config *cfg;
 	struct xlb_quoted q;
 	struct xlb_nat *n;
-	__u32 zero = 0;
 	void *l3;
 	int full, rc;
 
-	if (l3_off > 18 || l4_off > XLB_MAX_L4_OFF)
+	if (xlb_headers_at(ctx, l3_off, l4_off, &l3, &c))
 		return XLB_PACK(XLB_CNT_DROP_TRUNCATED, XDP_DROP); /* checked by the caller; for the verifier */
-	l3 = data + l3_off;
-	c.pos = data + l4_off;
-	c.end = data_end;
 	rc = v6 ? xlb_parse_icmp6_error(&c, &q) : xlb_parse_icmp4_error(&c, &q);
 	if (rc)
 		return XLB_PACK(XLB_CNT_PASS_NON_SERVICE, XDP_PASS);
@@ -765,16 +787,9 @@ __noinline int xlb_nat_icmp_reply(struct xdp_md *ctx, __u64 l3_off, __u64 l4_off
 	rk.dport = q.sport;
 	rk.proto = q.proto;
 	rk.family = family;
-	n = bpf_map_lookup_elem(&nat, &rk);
+	n = xlb_nat_live_entry(&rk, bpf_ktime_get_coarse_ns());
 	if (!n)
 		return XLB_PACK(XLB_CNT_PASS_NON_SERVICE, XDP_PASS);
-	cfg = bpf_map_lookup_elem(&config, &zero);
-	if (!cfg)
-		return XLB_PACK(XLB_CNT_PASS_NON_SERVICE, XDP_PASS);
-	if (!xlb_nat_live(n, cfg, q.proto, bpf_ktime_get_coarse_ns())) {
-		xlb_count(XLB_CNT_NAT_EXPIRED);
-		return XLB_PACK(XLB_CNT_PASS_NON_SERVICE, XDP_PASS);
-	}
 	if (l3 + (v6 ? sizeof(struct ipv6hdr) : sizeof(struct iphdr)) > data_end)
 		return XLB_PACK(XLB_CNT_DROP_TRUNCATED, XDP_DROP);
 	full = n->flags & XLB_NAT_F_FULL;
@@ -782,13 +797,7 @@ __noinline int xlb_nat_icmp_reply(struct xdp_md *ctx, __u64 l3_off, __u64 l4_off
 	if (xlb_nat_icmp_rewrite(l3, c.pos, &q, data_end, v6, n->vaddr, full ? n->caddr : (v6 ? l3 + 24 : l3 + 16),
 				 full ? n->caddr : q.saddr, full ? n->cport : q.sport, n->vaddr, n->vport))
 		return XLB_PACK(XLB_CNT_DROP_TRUNCATED, XDP_DROP);
-	if (data + sizeof(struct ethhdr) > data_end)
-		return XLB_PACK(XLB_CNT_DROP_TRUNCATED, XDP_DROP);
-	__builtin_memcpy(data, n->dmac, 2 * ETH_ALEN);
-	xlb_count(XLB_CNT_NAT_ICMP);
-	if (n->ifindex == ctx->ingress_ifindex)
-		return XLB_PACK(XLB_CNT_TX, XDP_TX);
-	return XLB_PACK(XLB_CNT_REDIRECT, bpf_redirect(n->ifindex, 0));
+	return xlb_nat_send_back(ctx, n, XLB_CNT_NAT_ICMP);
 }
 
 /* Look up {addr, port, proto}, then {addr, 0, proto}; *all_ports says which

@@ -223,6 +223,18 @@ function ageNat(parts: ForwarderParts, seconds: number): void {
   }
 }
 
+/**
+ * The flow's entry lives `seconds`: a reply when it is a second younger is translated (and
+ * refreshes it), one when it is a second older passed untouched, as expired.
+ */
+function expectLifetime(fw: XdpForwarder, parts: ForwarderParts, s: Svc, seconds: number): void {
+  ageNat(parts, seconds - 1);
+  expectTx(fw, fromReal(s), toClient(s), { nat_reply: 1n }, `reply at ${seconds - 1} s`);
+  ageNat(parts, seconds + 1);
+  const input = fromReal(s);
+  assertFrameEqual(run(fw, input, XDP_PASS, { pass_non_service: 1n, nat_expired: 1n }), input, `reply at ${seconds + 1} s: passed`);
+}
+
 /** Plant a full-NAT entry at {real, laddr, rport, lport} for another client flow. */
 function plant(parts: ForwarderParts, s: Svc, lport: number, client: { addr: string; port: number }, ageSeconds = 0): void {
   const key = encode(XlbFlowKey, {
@@ -235,6 +247,15 @@ function plant(parts: ForwarderParts, s: Svc, lport: number, client: { addr: str
     dmac: macBytes(PEER_MAC), smac: macBytes(LB_MAC), ifindex: 1, flags: XLB_NAT_F_FULL,
   });
   parts.maps.nat.update(key, value);
+}
+
+/** The port a new flow of s gets while every port is free (its first candidate); the state is
+ *  cleared afterwards. */
+function firstPort(fw: XdpForwarder, s: Svc): number {
+  const p = sourcePort(run(fw, fromClient(s, { flags: 'S' }), XDP_TX, { ct_miss: 1n, nat_created: 1n }));
+  fw.clearNat();
+  fw.clearConntrack();
+  return p;
 }
 
 function only(fw: XdpForwarder): NatEntry {
@@ -367,11 +388,7 @@ describe('NAT state: timeouts, FIN and RST, loss', () => {
     const { fw, parts } = await fresh();
     const s = S.nat4tcp;
     expectTx(fw, fromClient(s, { flags: 'S' }), toReal(s, { flags: 'S' }), { ct_miss: 1n, nat_created: 1n }, 'SYN');
-    ageNat(parts, 899);
-    expectTx(fw, fromReal(s), toClient(s), { nat_reply: 1n }, 'reply at 899 s: live');
-    ageNat(parts, 901); // the reply refreshed it (>= 1 s old): age it past 900 s again
-    const input = fromReal(s);
-    assertFrameEqual(run(fw, input, XDP_PASS, { pass_non_service: 1n, nat_expired: 1n }), input, 'reply at 901 s: passed');
+    expectLifetime(fw, parts, s, 900);
     expectTx(fw, fromClient(s), toReal(s), { ct_hit: 1n, nat_expired: 1n, nat_created: 1n }, 'forward packet remakes the state');
     expectTx(fw, fromReal(s), toClient(s), { nat_reply: 1n }, 'reply after the state was remade');
   });
@@ -380,10 +397,7 @@ describe('NAT state: timeouts, FIN and RST, loss', () => {
     const { fw, parts } = await fresh();
     const s = S.nat6udp;
     expectTx(fw, fromClient(s), toReal(s), { ct_miss: 1n, nat_created: 1n }, 'datagram');
-    ageNat(parts, 299);
-    expectTx(fw, fromReal(s), toClient(s), { nat_reply: 1n }, 'reply at 299 s');
-    ageNat(parts, 301);
-    run(fw, fromReal(s), XDP_PASS, { pass_non_service: 1n, nat_expired: 1n });
+    expectLifetime(fw, parts, s, 300);
   });
 
   test('configured timeouts are used', async () => {
@@ -392,10 +406,7 @@ describe('NAT state: timeouts, FIN and RST, loss', () => {
       fw.setConfig({ ...CONFIG, natTimeouts: { tcp: 30 } });
       const s = S.nat4tcp;
       expectTx(fw, fromClient(s, { flags: 'S' }), toReal(s, { flags: 'S' }), { ct_miss: 1n, nat_created: 1n }, 'SYN');
-      ageNat(parts, 29);
-      expectTx(fw, fromReal(s), toClient(s), { nat_reply: 1n }, 'reply at 29 s');
-      ageNat(parts, 31);
-      run(fw, fromReal(s), XDP_PASS, { pass_non_service: 1n, nat_expired: 1n });
+      expectLifetime(fw, parts, s, 30);
     } finally {
       fw.setConfig(CONFIG);
     }
@@ -410,10 +421,7 @@ describe('NAT state: timeouts, FIN and RST, loss', () => {
       if (who.startsWith('client')) expectTx(fw, fromClient(s, { flags }), toReal(s, { flags }), { ct_hit: 1n }, who);
       else expectTx(fw, fromReal(s, { flags }), toClient(s, { flags }), { nat_reply: 1n }, who);
       assert.equal(only(fw).closing, true);
-      ageNat(parts, 119);
-      expectTx(fw, fromReal(s), toClient(s), { nat_reply: 1n }, 'reply at 119 s after it');
-      ageNat(parts, 121);
-      run(fw, fromReal(s), XDP_PASS, { pass_non_service: 1n, nat_expired: 1n });
+      expectLifetime(fw, parts, s, 120);
     });
   }
 
@@ -567,9 +575,7 @@ describe('full-NAT', () => {
   test('port collision: a port in use by another flow is not taken; a different one is chosen', async () => {
     const { fw, parts } = await fresh();
     const s = S.full4tcp;
-    const p0 = sourcePort(run(fw, fromClient(s, { flags: 'S' }), XDP_TX, { ct_miss: 1n, nat_created: 1n }));
-    fw.clearNat();
-    fw.clearConntrack();
+    const p0 = firstPort(fw, s);
     const other = { addr: '198.18.21.9', port: 33333 };
     plant(parts, s, p0, other);
     const out = run(fw, fromClient(s, { flags: 'S' }), XDP_TX, { ct_miss: 1n, nat_created: 1n });
@@ -584,9 +590,7 @@ describe('full-NAT', () => {
   test('an expired entry\'s port is taken over', async () => {
     const { fw, parts } = await fresh();
     const s = S.full4tcp;
-    const p0 = sourcePort(run(fw, fromClient(s, { flags: 'S' }), XDP_TX, { ct_miss: 1n, nat_created: 1n }));
-    fw.clearNat();
-    fw.clearConntrack();
+    const p0 = firstPort(fw, s);
     plant(parts, s, p0, { addr: '198.18.21.9', port: 33333 }, 901);
     expectTx(fw, fromClient(s, { flags: 'S' }), toReal(s, { flags: 'S' }, p0), { ct_miss: 1n, nat_expired: 1n, nat_created: 1n }, 'SYN takes the expired port');
     expectTx(fw, fromReal(s, {}, p0), toClient(s), { nat_reply: 1n }, 'reply to the new owner');
