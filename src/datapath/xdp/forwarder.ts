@@ -368,7 +368,7 @@ export class XdpForwarder {
     svc.spec = spec;
     svc.reals = newReals;
     this.services.set(key, svc);
-    this.updateNatFlag();
+    this.updateNatState();
     return { serviceId: svc.id, realIds: new Map([...newReals].map(([a, r]) => [a, r.id])) };
   }
 
@@ -385,7 +385,7 @@ export class XdpForwarder {
     for (const r of svc.reals.values()) this.retireReal(r);
     this.maps.serviceStats.update(u32(svc.id), Buffer.alloc(XlbStats.size * this.maps.serviceStats.valuesPerKey()));
     this.serviceIds.give(svc.id);
-    this.updateNatFlag();
+    this.updateNatState();
     return true;
   }
 
@@ -508,7 +508,7 @@ export class XdpForwarder {
 
   /** After a change: the ports exactly those in use, the NAT flag cleared once no NAT or full-NAT
    *  real is left (both were set before the reals were written). */
-  private updateNatFlag(): void {
+  private updateNatState(): void {
     const all = [...this.services.values()].flatMap((s) => [...s.reals.values()].map((r) => ({ service: s.spec, real: r.spec })));
     this.writeNatPorts(natPortBitmap(all));
     const inUse = all.some((x) => isNat(x.real.method));
@@ -526,7 +526,7 @@ export class XdpForwarder {
     });
   }
 
-  /** A full-NAT real of this family, as 'service real', or undefined. */
+  /** A full-NAT real of this family, as "real of service", or undefined. */
   private fullNatUser(family: Family): string | undefined {
     for (const s of this.services.values()) {
       for (const r of s.reals.values()) {
