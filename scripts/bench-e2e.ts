@@ -10,6 +10,10 @@
  *    (the floor). Two set-ups, labelled: one-core (generator, balancer and sink on one CPU: the
  *    chain's capacity per core) and pinned (the balancer's NAPI thread on its own CPU).
  *
+ *  TCP connections/s and p50/p99 latency (scripts/bench/tcp.ts, wrk.ts): wrk with
+ *    'Connection: close' from the lab's client to the reals' nginx through the VIP: xlb DR,
+ *    nftables DNAT (reals routed via the LB), HAProxy in TCP mode, and straight to one real.
+ *
  * Writes bench-results/e2e.json (a list of {scenario, system, metric, median, min, max}),
  * bench-results/e2e-meta.json (the machine, the options, every run's figures, the generator's
  * offered rate, the targets) and bench-results/e2e.png (scripts/bench/plot.py).
@@ -28,6 +32,7 @@ import { machine, median } from './bench/report.ts';
 import { PpsBench, type PpsMode, type PpsRun, type SearchOptions } from './bench/pps.ts';
 import { PPS_SYSTEMS, type PpsSystem } from './bench/pps-systems.ts';
 import { FCS_LEN } from './bench/gen-traffic.ts';
+import { TcpBench, TCP_SYSTEMS, type TcpRun } from './bench/tcp.ts';
 import { ppsTargets, scenarioTable, summarize, type Sample } from './bench/e2e-report.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -46,8 +51,13 @@ const HELP = `usage: node --import tsx scripts/bench-e2e.ts [options]     (as ro
   --tolerance X      pinned: loss allowed at the throughput rate (default 0.01)
   --gen-cpu N        the generator's CPU in the pinned set-up (default 0)
   --lb-cpu N         the balancer's CPU (pinned), the only CPU (one-core) (default 1)
-  --quick            3 runs × 500000 frames (for development; the issue asks for >= 5 runs)
+  --reals N          TCP: real servers in the lab (default 4)
+  --tcp-duration S   TCP: seconds per wrk run (default 5)
+  --tcp-connections N  TCP: wrk's connections (default 16)
+  --tcp-threads N    TCP: wrk's threads (default 1)
+  --quick            3 runs × 500000 frames, 2 s wrk runs (for development; the issue asks for >= 5 runs)
   --no-pps           skip the packets/s scenario
+  --no-tcp           skip the TCP scenario
   --no-plot          do not draw bench-results/e2e.png
   --out DIR          where the results go (default bench-results)
 `;
@@ -76,6 +86,8 @@ async function main(): Promise<void> {
       runs: { type: 'string' }, frames: { type: 'string' }, flows: { type: 'string' }, size: { type: 'string' },
       batch: { type: 'string' }, modes: { type: 'string' }, systems: { type: 'string' }, 'gen-cpu': { type: 'string' },
       'lb-cpu': { type: 'string' }, tolerance: { type: 'string' }, quick: { type: 'boolean' }, 'no-pps': { type: 'boolean' }, 'no-plot': { type: 'boolean' },
+      reals: { type: 'string' }, 'tcp-duration': { type: 'string' }, 'tcp-connections': { type: 'string' }, 'tcp-threads': { type: 'string' },
+      'no-tcp': { type: 'boolean' },
       out: { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
   });
@@ -91,6 +103,13 @@ async function main(): Promise<void> {
     framesPerRun: int(a.frames, 'frames', quick ? 500_000 : 2_000_000, 1000, 0x7fffffff),
     batchSize: int(a.batch, 'batch', 64, 1, 256),
   };
+  const tcp = {
+    reals: int(a.reals, 'reals', 4, 1, 50),
+    durationS: int(a['tcp-duration'], 'tcp-duration', quick ? 2 : 5, 1, 600),
+    connections: int(a['tcp-connections'], 'tcp-connections', 16, 1, 10000),
+    threads: int(a['tcp-threads'], 'tcp-threads', 1, 1, 64),
+  };
+  if (tcp.connections < tcp.threads) die('--tcp-connections must be at least --tcp-threads (wrk gives each thread a connection)');
   const tolerance = a.tolerance === undefined ? 0.01 : Number(a.tolerance);
   if (!(tolerance >= 0 && tolerance < 1)) die(`--tolerance ${a.tolerance} is not in [0, 1)`);
   const search: SearchOptions = { tolerance, maxTrials: quick ? 6 : 8, resolution: 0.02, trialMs: quick ? 150 : 250, minFrames: 100_000 };
@@ -109,7 +128,7 @@ async function main(): Promise<void> {
   for (const [what, path] of [...Object.entries(OBJECTS), ['native addon', ADDON_PATH]]) {
     if (!existsSync(path!)) die(`missing ${path} (the ${what}): run \`make all\` first`);
   }
-  for (const [cmd, pkg] of [['nft', 'nftables'], ['taskset', 'util-linux']]) {
+  for (const [cmd, pkg] of [['nft', 'nftables'], ['taskset', 'util-linux'], ['chrt', 'util-linux'], ['wrk', 'wrk'], ['haproxy', 'haproxy'], ['nginx', 'nginx-light'], ['ss', 'iproute2']]) {
     if (spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0) die(`'${cmd}' is not installed (Debian package ${pkg}): run scripts/setup`);
   }
 
@@ -154,14 +173,43 @@ async function main(): Promise<void> {
     }
   }
 
+  // ---- TCP
+  const tcpRuns: TcpRun[] = [];
+  const TCP_SCENARIO = 'tcp-conn-close';
+  if (!a['no-tcp']) {
+    console.log(`\nTCP: wrk -t${tcp.threads} -c${tcp.connections} -d${tcp.durationS}s --latency -H 'Connection: close' from the client `
+      + `to nginx on ${tcp.reals} reals (one worker each), ${runs} runs per system, interleaved; every request a new connection`);
+    const bench = await TcpBench.start(OBJECTS, tcp);
+    console.log(`  lab ${bench.lab.prefix}: VIP ${bench.lab.vip4} on ${bench.lab.lb.name}, reals ${bench.lab.reals.map((r) => r.ipv4).join(', ')}`);
+    try {
+      for (const s of TCP_SYSTEMS) await bench.check(s);
+      console.log(`  path checked for ${TCP_SYSTEMS.join(', ')} (GETs answered by the reals; xlb's TX counter)`);
+      for (let i = 0; i < runs; i++) {
+        const line: string[] = [];
+        for (const s of TCP_SYSTEMS) {
+          const r = await bench.measure(s);
+          tcpRuns.push(r);
+          samples.push({ scenario: TCP_SCENARIO, system: s, metric: 'conn_per_s', value: r.requestsPerS });
+          samples.push({ scenario: TCP_SCENARIO, system: s, metric: 'p50_ms', value: r.p50Ms });
+          samples.push({ scenario: TCP_SCENARIO, system: s, metric: 'p99_ms', value: r.p99Ms });
+          line.push(`${s} ${r.requestsPerS.toFixed(0)}/s p50 ${r.p50Ms.toFixed(2)} p99 ${r.p99Ms.toFixed(2)} ms`);
+        }
+        console.log(`  run ${i + 1}/${runs}: ${line.join(', ')}`);
+      }
+    } finally {
+      await bench.stop();
+    }
+  }
+
   // ---- results
   const rows = summarize(samples);
   const meta: Record<string, unknown> = {
     machine: m,
     note: 'CPU possibly shared with other work; compare ratios within one run',
-    options: { runs, pps, modes, genCpu, lbCpu, quick, search },
+    options: { runs, pps, modes, genCpu, lbCpu, quick, search, tcp },
     not_measured: skipped.map((s) => ({ system: s.name, why: `the forwarder has no '${s.method}' method` })),
     pps_runs: ppsRuns.map((r) => ({ ...r, pps: Math.round(r.pps), offeredPps: Math.round(r.offeredPps), lbRxPps: Math.round(r.lbRxPps) })),
+    tcp_runs: tcpRuns,
     targets: [] as unknown[],
   };
   for (const mode of modes as PpsMode[]) {
@@ -181,6 +229,12 @@ async function main(): Promise<void> {
       console.log(`  ${t.text}`);
       (meta.targets as unknown[]).push(t);
     }
+  }
+  if (rows.some((r) => r.scenario === TCP_SCENARIO)) {
+    console.log(`\n${TCP_SCENARIO}: TCP connections/s and latency (wrk, one request per connection)`);
+    console.log(scenarioTable(rows, TCP_SCENARIO, 'conn_per_s'));
+    console.log(scenarioTable(rows, TCP_SCENARIO, 'p50_ms'));
+    console.log(scenarioTable(rows, TCP_SCENARIO, 'p99_ms'));
   }
   writeFileSync(resolve(outDir, 'e2e.json'), `${JSON.stringify(rows, null, 2)}\n`);
   writeFileSync(resolve(outDir, 'e2e-meta.json'), `${JSON.stringify(meta, null, 2)}\n`);

@@ -78,13 +78,14 @@ export const NFT_TABLE = 'xlb_bench';
  * real chosen by a hash of the client's address and port over the same reals, in the nat
  * prerouting hook (only a flow's first packet meets the rule; conntrack translates the rest).
  */
-export function nftDnatRuleset(vip: string, dport: number, reals: readonly PpsReal[]): string {
+export function nftDnatRuleset(vip: string, dport: number, proto: 'udp' | 'tcp', reals: readonly { address: string }[]): string {
+  if (reals.length === 0) throw new Error('nftables DNAT: no reals');
   const map = reals.map((r, i) => `${i} : ${r.address}`).join(', ');
   return [
     `table ip ${NFT_TABLE} {`,
     '  chain prerouting {',
     '    type nat hook prerouting priority dstnat; policy accept;',
-    `    ip daddr ${vip} udp dport ${dport} dnat to jhash ip saddr . udp sport mod ${reals.length} map { ${map} }`,
+    `    ip daddr ${vip} ${proto} dport ${dport} dnat to jhash ip saddr . ${proto} sport mod ${reals.length} map { ${map} }`,
     '  }',
     '}',
     '',

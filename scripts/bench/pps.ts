@@ -4,7 +4,7 @@
  * counts them (pps-systems.ts has the addressing, the systems and what each must deliver).
  *
  * Agents (scripts/lab/agent.ts): the generator (gen-agent.ts) in <p>-gen, the balancer's
- * programs (pps-lb-agent.ts) in <p>-lb, the sink (sink-agent.ts) in <p>-sink. nftables' ruleset
+ * programs (e2e-lb-agent.ts) in <p>-lb, the sink (sink-agent.ts) in <p>-sink. nftables' ruleset
  * is loaded in <p>-lb once; it only sees frames when xdp_pass hands them to the kernel.
  *
  * Modes (design.md, "Measuring"):
@@ -114,7 +114,7 @@ export class PpsBench {
       // the sink and the LB's program first: a veth takes XDP frames only when its peer has NAPI
       const sink = await Agent.start('sink', net.sinkNs, resolve(here, 'sink-agent.ts'), [net.sinkDev, objects.gen]);
       agents.push(sink.agent);
-      const lb = await Agent.start('lb', net.lbNs, resolve(here, 'pps-lb-agent.ts'),
+      const lb = await Agent.start('lb', net.lbNs, resolve(here, 'e2e-lb-agent.ts'),
         [net.lbIn, net.lbOut, objects.gen, objects.baseline, objects.xlb]);
       agents.push(lb.agent);
       await lb.agent.call({
@@ -126,7 +126,7 @@ export class PpsBench {
         floorMac: REALS[0]!.mac,
       });
       await lb.agent.call({ op: 'attach', prog: 'pass' });
-      nsExec(net.lbNs, ['nft', '-f', '-'], { input: nftDnatRuleset(VIPS.dr, PPS_ADDR.dport, REALS) });
+      nsExec(net.lbNs, ['nft', '-f', '-'], { input: nftDnatRuleset(VIPS.dr, PPS_ADDR.dport, 'udp', REALS) });
       const gen = await Agent.start('gen', net.genNs, resolve(here, 'gen-agent.ts'), [net.genDev, objects.gen]);
       agents.push(gen.agent);
       const bench = new PpsBench(net, gen.agent, n(gen.hello.pid), lb.agent, sink.agent, cpus, o);

@@ -1,23 +1,24 @@
 /**
- * Bench agent in the balancer's namespace of the packets/s scenario (scripts/bench/pps.ts; an
- * agent of scripts/lab/agent.ts): holds the three programs the systems put on the ingress and
- * attaches one of them on command, in native mode, replacing the one attached (so the veth's
- * NAPI, and its thread when threaded, stays).
+ * Bench agent in a balancer's namespace for `make bench-e2e` (scripts/bench/pps.ts and tcp.ts;
+ * an agent of scripts/lab/agent.ts): holds the programs the systems put on the ingress and
+ * attaches one of them on command, in native mode, replacing the one attached (so a veth's
+ * NAPI, and its thread when threaded, stays), or detaches it.
  *
- *   xlb    the forwarder (XdpForwarder), with one service per forwarding method, every real
- *          behind the egress (ifindex = egress: bpf_redirect);
- *   floor  xdp_redirect_floor of the generator's object: MAC rewrite + redirect to the egress;
- *   pass   xdp_pass of the baseline object: every frame to the kernel (nftables).
+ *   xlb    the forwarder (XdpForwarder) with the services given, every real behind OUT_DEV
+ *          (bpf_redirect; XDP_TX when OUT_DEV is IN_DEV);
+ *   floor  xdp_redirect_floor of the generator's object: MAC rewrite + redirect to OUT_DEV;
+ *   pass   xdp_pass of the baseline object: every frame to the kernel.
  *
  * argv: IN_DEV OUT_DEV GEN_OBJECT BASELINE_OBJECT [XLB_OBJECT]
- *   {"op":"configure","services":[{vip,port,method}],"reals":[{address,mac}],"config":ForwarderConfig,
- *    "outMac":mac (the egress's, every frame's new source), "floorMac":mac (the floor's destination)}
- *                                                     → {ok, serviceIds}
+ *   {"op":"configure","services":[{vip,port,protocol?,method}],"reals":[{address,mac}],
+ *    "config":ForwarderConfig, "outMac":mac (OUT_DEV's: every forwarded frame's new source),
+ *    "floorMac"?:mac (the floor's destination; no floor without it)}  → {ok, serviceIds}
  *   {"op":"attach","prog":"xlb"|"floor"|"pass"}       → {ok, progId}
+ *   {"op":"detach"}                                   → {ok}   nothing on IN_DEV
  *   {"op":"counters"}  → {ok, counters: {rx: "123", ...}, in: {rx_packets, ...}, out: {...}}
  * Detaches and exits when stdin closes, or on SIGINT/SIGTERM.
  */
-import { XdpForwarder, type ForwarderConfig, type Method } from '../../src/datapath/xdp/forwarder.ts';
+import { XdpForwarder, type ForwarderConfig, type Method, type Protocol } from '../../src/datapath/xdp/forwarder.ts';
 import { macBytes } from '../../src/datapath/xdp/net.ts';
 import {
   openObject, xdpAttach, xdpDetach, xdpQuery, XDP_FLAGS_DRV_MODE, type BpfObject,
@@ -26,7 +27,7 @@ import { devStats, ifindexOf, serveAgent } from '../lab/agent.ts';
 
 const [inDev, outDev, genPath, baselinePath, xlbPath] = process.argv.slice(2);
 if (!inDev || !outDev || !genPath || !baselinePath) {
-  throw new Error('usage: pps-lb-agent.ts IN_DEV OUT_DEV GEN_OBJECT BASELINE_OBJECT [XLB_OBJECT]');
+  throw new Error('usage: e2e-lb-agent.ts IN_DEV OUT_DEV GEN_OBJECT BASELINE_OBJECT [XLB_OBJECT]');
 }
 
 const inIndex = ifindexOf(inDev);
@@ -42,7 +43,7 @@ const programs: Record<string, () => number> = {
   pass: () => base!.program('xdp_pass').fd,
 };
 
-interface ServiceIn { vip: string; port: number; method: Method }
+interface ServiceIn { vip: string; port: number; protocol?: Protocol; method: Method }
 interface RealIn { address: string; mac: string }
 
 serveAgent({
@@ -60,14 +61,17 @@ serveAgent({
       fw!.setConfig(cmd.config as ForwarderConfig);
       const serviceIds: Record<string, number> = {};
       for (const s of services) {
-        const r = fw!.setService({ address: s.vip, port: s.port, protocol: 'udp' },
+        const r = fw!.setService({ address: s.vip, port: s.port, protocol: s.protocol ?? 'udp' },
           reals.map((x) => ({ address: x.address, weight: 1, method: s.method, mac: x.mac, smac, ifindex: outIndex })));
         serviceIds[s.vip] = r.serviceId;
       }
       floor?.close();
-      floor = openObject(genPath);
-      floor.setGlobals('.rodata', { floor_ifindex: outIndex, floor_dmac: macBytes(String(cmd.floorMac)), floor_smac: macBytes(smac) });
-      floor.load();
+      floor = undefined;
+      if (cmd.floorMac !== undefined) {
+        floor = openObject(genPath);
+        floor.setGlobals('.rodata', { floor_ifindex: outIndex, floor_dmac: macBytes(String(cmd.floorMac)), floor_smac: macBytes(smac) });
+        floor.load();
+      }
       return { serviceIds };
     },
     attach: (cmd) => {
@@ -79,6 +83,11 @@ serveAgent({
       const q = xdpQuery(inIndex);
       if (!q.drvProgId) throw new Error(`${inDev}: no program attached in driver mode after attach`);
       return { progId: q.drvProgId };
+    },
+    detach: () => {
+      if (attached) xdpDetach(inIndex, XDP_FLAGS_DRV_MODE);
+      attached = false;
+      return {};
     },
     counters: () => ({ counters: fw!.counters(), in: devStats(inDev), out: devStats(outDev) }),
   },
