@@ -19,7 +19,8 @@
  * through it must be served by several reals (direct: by real1) and xlb's counters must have
  * moved (DR: TX) or not (others).
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Agent } from '../lab/agent.ts';
@@ -177,7 +178,8 @@ export class TcpBench {
     const argv = wrkArgs({ url: this.url(sys), threads: this.o.threads, connections: this.o.connections, durationS: this.o.durationS });
     let out: string;
     try {
-      out = execFileSync('ip', ['netns', 'exec', this.lab.client.ns, 'wrk', ...argv], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      // not synchronous: a signal (Ctrl-C) must be handled while wrk runs (the lab's teardown kills wrk too)
+      ({ stdout: out } = await promisify(execFile)('ip', ['netns', 'exec', this.lab.client.ns, 'wrk', ...argv], { encoding: 'utf8' }));
     } catch (err) {
       const e = err as { stdout?: string; stderr?: string; message: string };
       throw new Error(`wrk failed (${sys}): ${(e.stderr || e.stdout || e.message).trim()}`);
