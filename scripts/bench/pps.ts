@@ -16,7 +16,8 @@
  *             does not preempt it; the kernel's RT throttling leaves others 5%), the generator
  *             on the other CPU: the balancer (and the sink it feeds, scheduled from that CPU)
  *             gets a core of its own; the cross-CPU hand-off is part of it. The figure is the
- *             throughput (rate-search.ts): the highest rate forwarded with <= 1% loss.
+ *             peak (peak.ts): the most forwarded in a flood and in trials paced at a
+ *             ladder of rates above what the flood got through.
  *
  * A trial: one test run of F frames (the generator's set-up cost per call stays out),
  * forwarded packets counted at the sink; pps = sunk / the wall time of the sending, from the
@@ -35,7 +36,7 @@ import {
   checkSinkSamples, nftDnatRuleset, PPS_ADDR, REALS, VIPS, type PpsProgram, type PpsSystem,
 } from './pps-systems.ts';
 import { XDP_REDIRECT } from '../../src/datapath/bpf/index.ts';
-import { addTrial, nextRate, startSearch, type Trial } from './rate-search.ts';
+import { ladderRates, lossOf, peakOf, type Trial } from './peak.ts';
 
 export type PpsMode = 'one-core' | 'pinned';
 
@@ -66,21 +67,17 @@ export interface PpsTrial {
   kernelNs: number;
 }
 
-/** One measured run of a system: its figure, and (pinned) the search that found it. */
+/** One measured run of a system: its figure, and (pinned) the trials it is the peak of. */
 export interface PpsRun extends PpsTrial {
-  /** pinned: the flood trial's forwarded and offered rates, the trials made, whether one was within the tolerance */
+  /** pinned: the flood trial's forwarded and offered rates, and every trial as {rate, offered, forwarded} */
   flood?: { pps: number; offeredPps: number };
-  trials?: number;
-  withinTolerance?: boolean;
+  trials?: Trial[];
+  /** pinned: the flood lost at most 1%: the generator was the limit, no ladder was tried */
+  generatorBound?: boolean;
 }
 
-export interface SearchOptions {
-  /** loss allowed at the throughput rate */
-  tolerance: number;
-  maxTrials: number;
-  /** stop when the bracket is this narrow, relative */
-  resolution: number;
-  /** a trial lasts about this long (frames = rate × this), at least minFrames */
+export interface LadderOptions {
+  /** a paced trial lasts about this long (frames = rate × this), at least minFrames */
   trialMs: number;
   minFrames: number;
 }
@@ -277,26 +274,23 @@ export class PpsBench {
 
   /**
    * One measured run. one-core: a flood of framesPerRun frames (the chain forwards each batch
-   * before the next is made: nothing is lost). pinned: the throughput search (rate-search.ts)
-   * from a flood of framesPerRun frames; the figure is the best trial within the tolerance (or,
-   * if none was, the best trial, flagged).
+   * before the next is made: nothing is lost). pinned: the peak (peak.ts) of a flood of
+   * framesPerRun frames and the ladder of paced trials after it.
    */
-  async measure(sys: PpsSystem, so: SearchOptions): Promise<PpsRun> {
+  async measure(sys: PpsSystem, lo: LadderOptions): Promise<PpsRun> {
     const flood = await this.trial(sys, 0, this.o.framesPerRun);
     if (this.mode !== 'pinned') return flood;
     const asTrial = (t: PpsTrial): Trial => ({ rate: t.rate, offered: t.offeredPps, forwarded: t.pps });
-    let s = startSearch(asTrial(flood), so.tolerance);
     const runs: PpsTrial[] = [flood];
-    for (let rate = nextRate(s, so.maxTrials, so.resolution); rate !== null; rate = nextRate(s, so.maxTrials, so.resolution)) {
-      const t = await this.trial(sys, rate, Math.max(so.minFrames, Math.round((rate * so.trialMs) / 1000)));
-      runs.push(t);
-      s = addTrial(s, asTrial(t));
+    for (const rate of ladderRates(asTrial(flood))) {
+      runs.push(await this.trial(sys, rate, Math.max(lo.minFrames, Math.round((rate * lo.trialMs) / 1000))));
     }
-    const within = s.best !== null;
-    const best = within
-      ? runs.find((t) => t.rate === s.best!.rate && t.pps === s.best!.forwarded)!
-      : runs.reduce((a, b) => (b.pps > a.pps ? b : a));
-    return { ...best, flood: { pps: flood.pps, offeredPps: flood.offeredPps }, trials: runs.length, withinTolerance: within };
+    const trials = runs.map(asTrial);
+    const best = runs[trials.indexOf(peakOf(trials))]!;
+    return {
+      ...best, flood: { pps: flood.pps, offeredPps: flood.offeredPps }, trials,
+      generatorBound: runs.length === 1 && lossOf(trials[0]!) <= 0.01,
+    };
   }
 }
 
