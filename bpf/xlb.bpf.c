@@ -141,7 +141,10 @@
  *       the 5-tuple hash, in an order fixed per flow, are tried: free
  *       (claimed with BPF_NOEXIST), expired (taken over) or the flow's own
  *       (a retransmitted SYN, a flow the table forgot) is taken; all in use
- *       by live flows: DROP_NAT_NO_PORT.
+ *       by live flows: DROP_NAT_NO_PORT. A packet that is no SYN (a flow
+ *       under way the table forgot) first looks for the flow's own entry
+ *       among all candidates, so that it keeps its port even when an
+ *       earlier candidate has come free since.
  *     Then destination := real:port (the real's port, or the packet's when
  *     0), full-NAT also source := full-NAT address:port, checksums updated
  *     incrementally (RFC 1624; UDP checksum 0 stays 0), TTL untouched as in
@@ -358,6 +361,19 @@ static __always_inline __be16 xlb_nat_port(struct xlb_nat_req *req, const struct
 	 * (claimed with NOEXIST, so two CPUs cannot both claim it), expired (taken
 	 * over), or the flow's own. */
 	hash = req->has_hash ? req->hash : xlb_flow_hash(key, XLB_HASH_5TUPLE);
+	if (!req->syn_only) {
+		/* a flow under way the table forgot (a rare path): its own port first,
+		 * even behind a candidate that has come free since it was chosen */
+#pragma clang loop unroll(disable)
+		for (__u32 i = 0; i < XLB_NAT_PORT_TRIES; i++) {
+			rk->dport = bpf_htons(xlb_nat_port_candidate(hash, i));
+			n = bpf_map_lookup_elem(&nat, rk);
+			if (n && xlb_nat_live(n, cfg, proto, now) && xlb_nat_is_flow(n, key)) {
+				xlb_nat_touch(n, req->closing, now);
+				return rk->dport;
+			}
+		}
+	}
 #pragma clang loop unroll(disable)
 	for (__u32 i = 0; i < XLB_NAT_PORT_TRIES; i++) {
 		rk->dport = bpf_htons(xlb_nat_port_candidate(hash, i));

@@ -564,6 +564,20 @@ describe('full-NAT', () => {
     assert.equal(fw.natEntries(), 1);
   });
 
+  test('a flow the table forgot keeps its port even when an earlier candidate has come free', async () => {
+    const { fw, parts } = await fresh();
+    const s = S.full4tcp;
+    const p0 = firstPort(fw, s);
+    plant(parts, s, p0, { addr: '198.18.21.9', port: 33333 });
+    const p1 = sourcePort(run(fw, fromClient(s, { flags: 'S' }), XDP_TX, { ct_miss: 1n, nat_created: 1n }));
+    assert.notEqual(p1, p0);
+    // the other flow goes away; the table forgets ours (LRU eviction)
+    for (const [k] of natEntries(parts)) if (decode(XlbFlowKey, k).dport === portField(p0)) parts.maps.nat.delete(k);
+    fw.clearConntrack();
+    expectTx(fw, fromClient(s), toReal(s, {}, p1), { ct_miss: 1n }, 'same port as before, not the free first candidate');
+    assert.equal(fw.natEntries(), 1);
+  });
+
   test('one-packet scheduling: each datagram of a flow finds the flow\'s port', async () => {
     const { fw } = await fresh();
     const s = S.fullOps;
