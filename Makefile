@@ -19,7 +19,7 @@ BPF_OBJ := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRC))
 BPF_HDR := $(wildcard bpf/include/*.h bpf/lib/*.h)
 NATIVE  := native/build/Release/xlb_native.node
 NATIVE_SRC := $(wildcard native/src/*.cc native/src/*.h) native/binding.gyp
-TEST_FILES = $(shell find test/unit test/bpf test/netns test/interop -name '*.test.ts' 2>/dev/null | sort)
+TEST_FILES = $(shell find test/unit test/system test/bpf test/netns test/interop -name '*.test.ts' 2>/dev/null | sort)
 NODE_TEST  := node --import tsx --test --test-reporter=spec --test-concurrency=1
 
 .PHONY: all bpf native ts setup test test-unit demo bench bench-datapath bench-e2e clean
