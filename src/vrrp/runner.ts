@@ -1,0 +1,312 @@
+/**
+ * Runs the VRRP instances of a configuration in this process's network namespace: what a VRRP
+ * daemon does around the instances (./instance.ts).
+ *
+ *   start()  checks the configuration (./config.ts), reads the interfaces (index, MAC, state)
+ *            and addresses over rtnetlink, picks each instance's advert source (unicast_src_ip,
+ *            else the interface's first IPv4 address that is not one of ours, or its IPv6
+ *            link-local address), removes what a crashed run left behind (its virtual addresses,
+ *            its virtual routes, marked with protocol 'keepalived', and its rules), opens one
+ *            VrrpSocket per interface, family, source and cast shared by the instances on it
+ *            (demultiplexed by VRID: an advert for a VRID nobody has is counted, `unknownVrid`,
+ *            and dropped) and one send-only FrameSocket per interface, then starts every
+ *            instance (an instance whose interface is down starts in FAULT).
+ *   links    with a LinkSource (src/net/link-watch.ts's LinkWatcher), an instance follows its
+ *            tracked interfaces (its own and track_interface, weight 0): one that is down or gone
+ *            puts it in FAULT, all up again takes it out.
+ *   stop()   every instance to STOP: masters send priority 0 and remove their addresses, routes
+ *            and rules; then the sockets are closed. Idempotent.
+ *
+ * Events: 'state' (an instance's new state), 'group' (a sync group's), 'notifyEvent', 'log'.
+ */
+import { EventEmitter } from 'node:events';
+import type { Clock } from '../util/clock.ts';
+import type { Family } from '../datapath/xdp/net.ts';
+import { addAddress, deleteAddress, linkLocalAddress, listAddresses, type AddressInfo, type AddressSpec } from '../net/address.ts';
+import { listLinks, type Link } from '../net/link.ts';
+import { addRoute, addRule, deleteRoute, deleteRule, RTPROT_KEEPALIVED, type RouteSpec, type RuleSpec } from '../net/route.ts';
+import { Rtnl } from '../net/rtnl.ts';
+import { resolveConfig, type ResolvedAddress, type ResolvedConfig, type ResolvedInstance, type VrrpConfig } from './config.ts';
+import type { NotifyEvent, NotifyState } from './fsm.ts';
+import { InstanceSet, VrrpInstance, type InstanceStats, type NetOps, type StateChange } from './instance.ts';
+import { peekVrid } from './packet.ts';
+import { FrameSocket, VrrpSocket, type VrrpMessage } from './socket.ts';
+
+/** Link state as src/net/link-watch.ts's LinkWatcher gives it (the part used here). */
+export interface LinkSource {
+  /** every link present, as last known */
+  links(): { ifindex: number; name: string; usable: boolean }[];
+  on(event: 'change', cb: () => void): unknown;
+}
+
+export interface RunnerEvents {
+  state: [StateChange];
+  group: [{ group: string; state: NotifyState }];
+  notifyEvent: [{ instance: string; event: NotifyEvent; priority: number }];
+  log: ['info' | 'warn', string];
+}
+
+export interface RunnerStats {
+  instances: Record<string, InstanceStats>;
+  /** adverts for a VRID no instance on that socket has (or too short to have one) */
+  unknownVrid: number;
+  /** datagrams the sockets could not read as VRRP (bad IPv4 header, no destination) */
+  malformed: number;
+}
+
+const IGNORED = new Set(['EADDRNOTAVAIL', 'ESRCH', 'ENOENT']);
+
+function netOps(nl: Rtnl): NetOps {
+  return {
+    addAddress: (a) => addAddress(nl, a),
+    deleteAddress: (a) => deleteAddress(nl, a),
+    addRoute: (r) => addRoute(nl, r),
+    deleteRoute: (r) => deleteRoute(nl, r),
+    addRule: (r) => addRule(nl, r),
+    deleteRule: (r) => deleteRule(nl, r),
+  };
+}
+
+interface SharedSocket {
+  socket: VrrpSocket;
+  byVrid: Map<number, VrrpInstance>;
+}
+
+export class VrrpRunner extends EventEmitter<RunnerEvents> {
+  private readonly resolved: ResolvedConfig;
+  private nl: Rtnl | null = null;
+  private set: InstanceSet | null = null;
+  private readonly sockets = new Map<string, SharedSocket>();
+  private readonly frameSockets = new Map<number, FrameSocket>();
+  private unknownVrid = 0;
+  private stopped = false;
+
+  constructor(config: VrrpConfig, private readonly clock: Clock, private readonly links?: LinkSource) {
+    super();
+    this.resolved = resolveConfig(config);
+  }
+
+  /** The instance objects (after start). */
+  get instances(): VrrpInstance[] {
+    return this.set?.all() ?? [];
+  }
+
+  async start(): Promise<void> {
+    if (this.set || this.stopped) throw new Error('VrrpRunner.start: already started');
+    const nl = Rtnl.open();
+    this.nl = nl;
+    try {
+      const links = await listLinks();
+      const byName = new Map(links.map((l) => [l.name, l]));
+      const linkOf = (inst: string, name: string): Link => {
+        const l = byName.get(name);
+        if (!l) throw new Error(`vrrp_instance ${inst}: interface '${name}' does not exist in this network namespace`);
+        return l;
+      };
+      const addresses = await listAddresses(nl);
+      const ops = netOps(nl);
+      const closed = Rtnl.open();
+      closed.close();
+      const warm = netOps(closed);
+      const instances: VrrpInstance[] = [];
+      for (const cfg of this.resolved.instances) {
+        for (const t of cfg.trackInterfaces) {
+          if (t.weight !== 0) throw new Error(`vrrp_instance ${cfg.name}: track_interface ${t.name} weight ${t.weight}: weights are not supported yet (only 0: down means FAULT)`);
+          linkOf(cfg.name, t.name);
+        }
+        const link = linkOf(cfg.name, cfg.interface);
+        const source = await this.sourceOf(cfg, link, addresses, nl);
+        const specs = [...cfg.vips, ...cfg.excluded].map((a) => addressSpec(a, linkOf(cfg.name, a.dev).ifindex));
+        const macs = new Map<number, { mac: string }>();
+        for (const s of specs) {
+          const l = links.find((x) => x.ifindex === s.ifindex)!;
+          if (!l.mac) throw new Error(`vrrp_instance ${cfg.name}: interface '${l.name}' has no MAC address for gratuitous ARP`);
+          macs.set(s.ifindex, { mac: l.mac });
+        }
+        for (const ifindex of macs.keys()) this.frameSocket(ifindex); // opened now, not on the first GARP
+        const shared = this.socketFor(cfg, link.ifindex, source);
+        if (shared.byVrid.has(cfg.vrid)) throw new Error(`vrrp_instance ${cfg.name}: VRID ${cfg.vrid} on ${cfg.interface} is also ${shared.byVrid.get(cfg.vrid)!.name}'s`);
+        const inst = new VrrpInstance(cfg, {
+          source,
+          addresses: specs,
+          routes: cfg.routes.map((r) => routeSpec(r, (dev) => linkOf(cfg.name, dev).ifindex)),
+          rules: cfg.rules.map(ruleSpec),
+          links: macs,
+          sendVrrp: (payload, dst) => shared.socket.send(payload, dst),
+          sendFrame: (ifindex, frame) => this.frameSocket(ifindex).send(frame),
+          net: ops,
+          warm,
+        }, this.clock);
+        shared.byVrid.set(cfg.vrid, inst);
+        inst.on('state', (s) => this.emit('state', s));
+        inst.on('notifyEvent', (e) => this.emit('notifyEvent', e));
+        inst.on('log', (level, message) => this.emit('log', level, message));
+        instances.push(inst);
+      }
+      await this.removeLeftovers(instances, addresses, nl);
+      const set = new InstanceSet(instances, this.resolved.syncGroups, this.clock);
+      set.onGroupNotify = (group, state) => this.emit('group', { group, state });
+      for (const inst of instances) inst.warmUp();
+      this.set = set;
+      // interfaces down at start: FAULT from the first step
+      for (const inst of instances) {
+        const down = this.downInterface(inst.cfg, (name) => byName.get(name)?.up === true && byName.get(name)?.lowerUp === true);
+        if (down) set.dispatch(inst.name, { type: 'fault', reason: `interface ${down} is down` });
+      }
+      this.links?.on('change', () => this.followLinks());
+      set.startup();
+    } catch (err) {
+      this.closeSockets();
+      throw err;
+    }
+  }
+
+  stats(): RunnerStats {
+    let malformed = 0;
+    for (const s of this.sockets.values()) malformed += s.socket.stats.malformed;
+    return {
+      instances: Object.fromEntries(this.instances.map((i) => [i.name, i.stats()])),
+      unknownVrid: this.unknownVrid,
+      malformed,
+    };
+  }
+
+  /** Graceful stop: priority 0 from masters, everything they added removed, sockets closed. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    try {
+      await this.set?.shutdown();
+    } finally {
+      this.closeSockets();
+    }
+  }
+
+  private closeSockets(): void {
+    for (const s of this.sockets.values()) s.socket.close();
+    this.sockets.clear();
+    for (const f of this.frameSockets.values()) f.close();
+    this.frameSockets.clear();
+    this.nl?.close();
+    this.nl = null;
+  }
+
+  /** The first tracked interface that is down (by `isUp`), or undefined. */
+  private downInterface(cfg: ResolvedInstance, isUp: (name: string) => boolean): string | undefined {
+    return cfg.trackInterfaces.find((t) => !isUp(t.name))?.name;
+  }
+
+  private followLinks(): void {
+    const set = this.set;
+    const src = this.links;
+    if (!set || !src || this.stopped) return;
+    const usable = new Set(src.links().filter((l) => l.usable).map((l) => l.name));
+    for (const inst of set.all()) {
+      const down = this.downInterface(inst.cfg, (name) => usable.has(name));
+      const s = inst.fsm;
+      if (down && s.fault === undefined) inst.dispatch({ type: 'fault', reason: `interface ${down} is down` });
+      else if (!down && s.fault !== undefined) inst.dispatch({ type: 'unfault' });
+    }
+  }
+
+  private async sourceOf(cfg: ResolvedInstance, link: Link, all: AddressInfo[], nl: Rtnl): Promise<string> {
+    if (cfg.unicastSrc) return cfg.unicastSrc;
+    if (cfg.family === 6) {
+      const ll = await linkLocalAddress(nl, link.ifindex);
+      if (!ll) throw new Error(`vrrp_instance ${cfg.name}: interface '${link.name}' has no usable IPv6 link-local address`);
+      return ll;
+    }
+    const ours = new Set(this.resolved.instances.flatMap((i) => [...i.vips, ...i.excluded].map((a) => a.address)));
+    const primary = all.find((a) => a.ifindex === link.ifindex && a.family === 4 && !ours.has(a.address));
+    if (!primary) throw new Error(`vrrp_instance ${cfg.name}: interface '${link.name}' has no IPv4 address to send adverts from`);
+    return primary.address;
+  }
+
+  private socketFor(cfg: ResolvedInstance, ifindex: number, source: string): SharedSocket {
+    const multicast = cfg.unicastPeers.length === 0;
+    const key = `${ifindex}/${cfg.family}/${source}/${multicast ? 'm' : 'u'}`;
+    let s = this.sockets.get(key);
+    if (!s) {
+      const socket = VrrpSocket.open({ family: cfg.family as Family, ifindex, source, multicast });
+      const shared: SharedSocket = { socket, byVrid: new Map() };
+      socket.on('message', (m: VrrpMessage) => this.deliver(shared, m));
+      socket.on('malformed', (why) => this.emit('log', 'warn', `VRRP socket on ifindex ${ifindex}: ${why}`));
+      socket.on('recvError', (err) => this.emit('log', 'warn', `VRRP socket on ifindex ${ifindex}: ${err.message}`));
+      this.sockets.set(key, shared);
+      s = shared;
+    }
+    return s;
+  }
+
+  private deliver(s: SharedSocket, m: VrrpMessage): void {
+    const vrid = peekVrid(m.payload);
+    const inst = vrid === undefined ? undefined : s.byVrid.get(vrid);
+    if (!inst) this.unknownVrid++;
+    else if (this.set) inst.receive(m);
+  }
+
+  private frameSocket(ifindex: number): FrameSocket {
+    let f = this.frameSockets.get(ifindex);
+    if (!f) {
+      f = FrameSocket.open(ifindex);
+      this.frameSockets.set(ifindex, f);
+    }
+    return f;
+  }
+
+  /** What a run that died left: our addresses on their interfaces, our routes and rules. */
+  private async removeLeftovers(instances: VrrpInstance[], present: AddressInfo[], nl: Rtnl): Promise<void> {
+    const jobs: Promise<void>[] = [];
+    const quiet = (what: string, p: Promise<void>) => jobs.push(p.catch((err: unknown) => {
+      const e = err as Error & { code?: string };
+      if (!IGNORED.has(e.code ?? '')) this.emit('log', 'warn', `removing leftover ${what}: ${e.message}`);
+    }));
+    for (const inst of instances) {
+      if (inst.cfg.priority === 255) continue; // the address owner's addresses are its own
+      for (const r of inst.binding.rules) quiet('rule', deleteRule(nl, r));
+      for (const r of inst.binding.routes) quiet(`route ${r.dst}`, deleteRoute(nl, { ...r, protocol: RTPROT_KEEPALIVED }));
+      // every address, present or not: a delete that finds nothing costs one round trip, and it
+      // runs the netlink encoders once, so that the first MASTER transition does not pay for that
+      for (const a of inst.binding.addresses) {
+        if (present.some((p) => p.ifindex === a.ifindex && p.address === a.address)) this.emit('log', 'info', `(${inst.name}) removing leftover ${a.address}/${a.prefixLength}`);
+        quiet(a.address, deleteAddress(nl, a));
+      }
+    }
+    await Promise.all(jobs);
+  }
+}
+
+function addressSpec(a: ResolvedAddress, ifindex: number): AddressSpec {
+  const s: AddressSpec = { ifindex, address: a.address, prefixLength: a.prefixLength, scope: a.scope };
+  if (a.label !== undefined) s.label = a.label;
+  if (a.brd !== undefined) s.broadcast = a.brd;
+  if (a.family === 6) s.nodad = true;
+  return s;
+}
+
+function routeSpec(r: ResolvedInstance['routes'][number], ifindexOf: (dev: string) => number): RouteSpec {
+  const s: RouteSpec = { dst: r.dst, family: r.family };
+  if (r.type !== undefined) s.type = r.type;
+  if (r.via !== undefined) s.via = r.via;
+  if (r.src !== undefined) s.src = r.src;
+  if (r.dev !== undefined) s.ifindex = ifindexOf(r.dev);
+  if (r.table !== undefined) s.table = r.table;
+  if (r.metric !== undefined) s.metric = r.metric;
+  if (r.scope !== undefined) s.scope = r.scope;
+  return s;
+}
+
+function ruleSpec(r: ResolvedInstance['rules'][number]): RuleSpec {
+  const s: RuleSpec = { family: r.family };
+  if (r.from !== undefined) s.from = r.from;
+  if (r.to !== undefined) s.to = r.to;
+  if (r.table !== undefined) s.table = r.table;
+  if (r.action !== undefined) s.action = r.action;
+  if (r.priority !== undefined) s.priority = r.priority;
+  if (r.fwmark !== undefined) s.fwmark = r.fwmark;
+  if (r.fwmask !== undefined) s.fwmask = r.fwmask;
+  if (r.iif !== undefined) s.iif = r.iif;
+  if (r.oif !== undefined) s.oif = r.oif;
+  if (r.not) s.invert = true;
+  return s;
+}
