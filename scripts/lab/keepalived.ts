@@ -172,6 +172,12 @@ export class KeepalivedPeer extends PeerBase {
     return peer;
   }
 
+  /** Its log (started with `log: true`), or '' */
+  log(): string {
+    const f = join(this.dir, 'keepalived.log');
+    return existsSync(f) ? readFileSync(f, 'utf8') : '';
+  }
+
   private vrrpPid(): number {
     return Number(readFileSync(join(this.dir, 'vrrp.pid'), 'utf8').trim());
   }

@@ -6,8 +6,9 @@
  *   host K (K = 1..n, in the order given)   198.18.0.K   fd00::K
  *   the virtual addresses the tests use      198.18.0.100 fd00::100 (and up)
  *
- * Hosts answer no DAD (so addresses are usable at once). Nothing is routed: the segment is one
- * subnet. createSegment() registers the removal (processes in the namespaces killed, namespaces
+ * Hosts do no DAD (so addresses are usable at once) and may bind addresses they do not hold
+ * (ip_nonlocal_bind, for scripts/lab/vrrp-echo.ts on virtual addresses). Nothing is routed: the
+ * segment is one subnet. createSegment() registers the removal (processes in the namespaces killed, namespaces
  * deleted) with onCleanup, so an exit or a signal removes it; destroy() does it at once.
  */
 import { execFileSync } from 'node:child_process';
@@ -57,7 +58,10 @@ export function createSegment(names: readonly string[], o: { prefix?: string } =
       const ns = `${prefix}-${name}`;
       const port = `p-${name}`;
       ip(['netns', 'add', ns]);
-      sysctls(ns, { 'net.ipv6.conf.all.accept_dad': 0, 'net.ipv6.conf.default.accept_dad': 0 });
+      sysctls(ns, {
+        'net.ipv6.conf.all.accept_dad': 0, 'net.ipv6.conf.default.accept_dad': 0,
+        'net.ipv4.ip_nonlocal_bind': 1, 'net.ipv6.ip_nonlocal_bind': 1,
+      });
       ip(['link', 'add', 'eth0', 'netns', ns, 'type', 'veth', 'peer', 'name', port, 'netns', sw]);
       ip(['link', 'set', port, 'master', 'br0', 'up'], sw);
       ip(['link', 'set', 'lo', 'up'], ns);

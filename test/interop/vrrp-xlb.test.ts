@@ -1,0 +1,82 @@
+/**
+ * xlb against xlb: two xlb VRRP nodes (scripts/lab/vrrp-node.ts) on one segment (./harness.ts),
+ * VRRPv3 at advert_int 0.05 (the benchmark's setting), each change of master checked by which
+ * node answers the client's datagram to the VIP; and a sync group whose two instances (IPv4 and
+ * IPv6) move together.
+ *
+ * Needs root; fails (never skips) without. Cleanup on every path.
+ */
+import { after, afterEach, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { XlbPeer } from '../../scripts/lab/vrrp-client.ts';
+import type { VrrpConfig } from '../../src/vrrp/config.ts';
+import { instance, Interop, VIP4, VIP6 } from './harness.ts';
+
+const fast = (priority: number, o: Parameters<typeof instance>[0] = {}) => instance({ priority, advert_int: 0.05, ...o });
+
+describe('VRRP interop: xlb and xlb (root)', () => {
+  let lab: Interop;
+  before(async () => { lab = await Interop.create(); });
+  afterEach(async () => { await lab.reset(); });
+  after(async () => { await lab.destroy(); });
+
+  test('election, preemption, graceful stop and back', async () => {
+    const low = await lab.start('xlb', 'n2', fast(100));
+    await low.waitState('VI_1', 'MASTER');
+    await lab.waitAnswer(VIP4, 'n2');
+    let mark = low.states.length;
+    const high = await lab.start('xlb', 'n1', fast(200));
+    await high.waitState('VI_1', 'MASTER');
+    await low.waitState('VI_1', 'BACKUP', { since: mark });
+    await lab.waitAnswer(VIP4, 'n1');
+    mark = low.states.length;
+    await high.stop();
+    const took = await low.waitState('VI_1', 'MASTER', { since: mark, timeoutMs: 1000 });
+    await lab.waitAnswer(VIP4, 'n2');
+    assert.ok(!lab.addresses('n1').includes(VIP4));
+    const stats = (await (low as XlbPeer).stats()).instances.VI_1!;
+    assert.ok(stats.priorityZeroReceived >= 1, 'the stopping master sent priority 0');
+    assert.ok(took.wallMs > 0);
+  });
+
+  test('SIGKILL of the master: the backup takes over; the restarted node removes its leftover VIP and preempts', async () => {
+    const high = await lab.start('xlb', 'n1', fast(200));
+    const low = await lab.start('xlb', 'n2', fast(100));
+    await high.waitState('VI_1', 'MASTER');
+    await low.waitState('VI_1', 'BACKUP');
+    const mark = low.states.length;
+    await high.kill();
+    assert.ok(lab.addresses('n1').includes(VIP4), 'SIGKILL leaves the VIP behind');
+    await low.waitState('VI_1', 'MASTER', { since: mark, timeoutMs: 1000 });
+    await lab.waitAnswer(VIP4, 'n2');
+    const again = await lab.start('xlb', 'n1', fast(200)) as XlbPeer;
+    assert.ok(again.logs.some((l) => l.includes(`removing leftover ${VIP4}/24`)), 'leftover VIP removed at start');
+    await again.waitState('VI_1', 'MASTER');
+    await lab.waitAnswer(VIP4, 'n1');
+    const lowStats = (await (low as XlbPeer).stats()).instances.VI_1!;
+    assert.deepEqual([lowStats.becameMaster, lowStats.releasedMaster, lowStats.state], [1, 1, 'BACKUP']);
+  });
+
+  test('a sync group: IPv4 and IPv6 instances move together when one master goes', async () => {
+    const group = (priority: number): VrrpConfig => ({
+      vrrp_instance: [
+        fast(priority).vrrp_instance[0]!,
+        { ...fast(priority).vrrp_instance[0]!, name: 'VI_6', virtual_router_id: 61, virtual_ipaddress: [{ address: `${VIP6}/64` }] },
+      ],
+      vrrp_sync_group: [{ name: 'G', group: ['VI_1', 'VI_6'] }],
+    });
+    const high = await lab.start('xlb', 'n1', group(200));
+    const low = await lab.start('xlb', 'n2', group(100));
+    for (const i of ['VI_1', 'VI_6']) {
+      await high.waitState(i, 'MASTER');
+      await low.waitState(i, 'BACKUP');
+    }
+    await lab.waitAnswer(VIP4, 'n1');
+    await lab.waitAnswer(VIP6, 'n1');
+    const mark = low.states.length;
+    await high.stop();
+    for (const i of ['VI_1', 'VI_6']) await low.waitState(i, 'MASTER', { since: mark, timeoutMs: 1000 });
+    await lab.waitAnswer(VIP4, 'n2');
+    await lab.waitAnswer(VIP6, 'n2');
+  });
+});
