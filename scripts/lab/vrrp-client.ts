@@ -194,3 +194,19 @@ export class XlbPeer extends PeerBase {
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
+
+const ECHO = resolve(import.meta.dirname, 'vrrp-echo.ts');
+
+/**
+ * The UDP echo (./vrrp-echo.ts) on a node, on the given (virtual) addresses; resolves once bound.
+ * It lives as long as its namespace (the segment's removal kills it).
+ */
+export function startEcho(ns: string, name: string, port: number, addresses: string[]): Promise<void> {
+  const proc = spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', ECHO, name, String(port), ...addresses], {
+    cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((ok, fail) => {
+    proc.once('exit', (code) => fail(new Error(`vrrp-echo on ${name} exited (code ${code})`)));
+    createInterface({ input: proc.stdout! }).once('line', (line) => (line.startsWith('ready') ? ok() : fail(new Error(`vrrp-echo on ${name}: ${line}`))));
+  });
+}

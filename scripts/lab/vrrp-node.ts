@@ -22,7 +22,7 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { systemClock } from '../../src/util/clock.ts';
 import type { VrrpConfig } from '../../src/vrrp/config.ts';
-import { VrrpRunner } from '../../src/vrrp/runner.ts';
+import { spinningClock, VrrpRunner } from '../../src/vrrp/runner.ts';
 import { toJsonLine } from './agent.ts';
 
 const out = (v: Record<string, unknown>) => process.stdout.write(toJsonLine(v));
@@ -38,7 +38,7 @@ async function main(): Promise<void> {
   } catch (err) {
     throw new Error(`${file}: ${(err as Error).message}`);
   }
-  const runner = new VrrpRunner(config, systemClock);
+  const runner = new VrrpRunner(config, systemClock, spinningClock());
   runner.on('state', (s) => out({ event: 'state', instance: s.instance, state: s.state, priority: s.priority, wallMs: wall(s.at) }));
   runner.on('group', (g) => out({ event: 'group', group: g.group, state: g.state, wallMs: wall(systemClock.now()) }));
   runner.on('notifyEvent', (e) => out({ event: 'notify', instance: e.instance, name: e.event, priority: e.priority }));

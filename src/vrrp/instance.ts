@@ -99,6 +99,8 @@ export interface InstanceStats {
   lastGarpDelayUs: number | null;
   /** failed netlink requests (address, route, rule) */
   netErrors: number;
+  /** how late the last master-down timer ran after its deadline, in microseconds */
+  lastMasterDownLateUs: number | null;
 }
 
 export interface InstanceEvents {
@@ -157,6 +159,7 @@ export class VrrpInstance extends EventEmitter<InstanceEvents> {
   readonly name: string;
   readonly family: Family;
   private readonly timers: NamedTimers<TimerName>;
+  private readonly preciseTimers: NamedTimers<TimerName>;
   private readonly frames: { ifindex: number; frame: Buffer }[];
   private readonly destinations: string[];
   private readonly pending = new Set<Promise<void>>();
@@ -167,15 +170,22 @@ export class VrrpInstance extends EventEmitter<InstanceEvents> {
   };
   private readonly rejected = Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>;
   private lastGarpDelayUs: number | null = null;
+  private lastMasterDownLateUs: number | null = null;
   /** set while a dispatch that made us master has not sent its first frame yet */
   private masterSince: number | null = null;
   set!: InstanceSet;
 
-  constructor(readonly cfg: ResolvedInstance, readonly binding: InstanceBinding, readonly clock: Clock) {
+  /**
+   * `precise`, if given, runs the timers that decide when a backup takes over (masterDown,
+   * preemptDelay): a clock whose timers fire as close after their deadline as it can (see
+   * runner.ts's spinningClock); the others (adverts, GARP repeats) may be a millisecond late.
+   */
+  constructor(readonly cfg: ResolvedInstance, readonly binding: InstanceBinding, readonly clock: Clock, precise?: Clock) {
     super();
     this.name = cfg.name;
     this.family = cfg.family;
     this.timers = new NamedTimers<TimerName>(clock);
+    this.preciseTimers = new NamedTimers<TimerName>(precise ?? clock);
     this.destinations = cfg.unicastPeers.length > 0 ? cfg.unicastPeers : [cfg.family === 4 ? VRRP_MCAST4 : VRRP_MCAST6];
     this.frames = binding.addresses.map((a) => {
       const link = binding.links.get(a.ifindex);
@@ -247,6 +257,7 @@ export class VrrpInstance extends EventEmitter<InstanceEvents> {
       priorityZeroSent: s.stats.priorityZeroSent,
       priorityZeroReceived: s.stats.priorityZeroReceived,
       lastGarpDelayUs: this.lastGarpDelayUs,
+      lastMasterDownLateUs: this.lastMasterDownLateUs,
     };
   }
 
@@ -258,6 +269,7 @@ export class VrrpInstance extends EventEmitter<InstanceEvents> {
   /** Stop the timers (after a shutdown event, or when the process goes). */
   clearTimers(): void {
     this.timers.clearAll();
+    this.preciseTimers.clearAll();
   }
 
   /**
@@ -285,7 +297,7 @@ export class VrrpInstance extends EventEmitter<InstanceEvents> {
         this.arm(a.timer, a.at);
         return;
       case 'clearTimer':
-        this.timers.clear(a.timer);
+        this.timersFor(a.timer).clear(a.timer);
         return;
       case 'notify':
         later.push(() => this.emit('state', { instance: this.name, state: a.state, priority: a.priority, at }));
@@ -299,15 +311,21 @@ export class VrrpInstance extends EventEmitter<InstanceEvents> {
     }
   }
 
+  private timersFor(timer: TimerName): NamedTimers<TimerName> {
+    return timer === 'masterDown' || timer === 'preemptDelay' ? this.preciseTimers : this.timers;
+  }
+
   /**
    * One FSM deadline on the clock. Node's timers run on the event loop's cached millisecond time
    * and were seen to fire up to 1 ms before performance.now() reached the deadline; the FSM
    * ignores an early expiry (as stale), so an early one is armed again for the rest.
    */
   private arm(timer: TimerName, at: number): void {
-    this.timers.set(timer, at, () => {
-      if (this.clock.now() < at) this.arm(timer, at);
-      else this.dispatch({ type: 'timer', timer });
+    this.timersFor(timer).set(timer, at, () => {
+      const now = this.clock.now();
+      if (now < at) return this.arm(timer, at);
+      if (timer === 'masterDown') this.lastMasterDownLateUs = Math.round((now - at) * 1000);
+      this.dispatch({ type: 'timer', timer });
     });
   }
 

@@ -10,13 +10,11 @@
  * echo on the node that holds it ("n1: ..." or "n2: ..."), after the client learnt the new MAC
  * from the new master's gratuitous ARP / NA.
  */
-import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { Agent } from '../../scripts/lab/agent.ts';
 import { KeepalivedPeer } from '../../scripts/lab/keepalived.ts';
 import { ip } from '../../scripts/lab/netns.ts';
-import { XlbPeer, type VrrpPeer } from '../../scripts/lab/vrrp-client.ts';
+import { startEcho, XlbPeer, type VrrpPeer } from '../../scripts/lab/vrrp-client.ts';
 import { createSegment, SEGMENT_VIP4, SEGMENT_VIP6, type Segment } from '../../scripts/lab/vrrp-segment.ts';
 import type { VrrpConfig, VrrpInstanceConfig } from '../../src/vrrp/config.ts';
 import { ADDON_PATH } from '../../src/datapath/bpf/index.ts';
@@ -29,8 +27,6 @@ export type Kind = 'xlb' | 'keepalived';
 export type Node = 'n1' | 'n2';
 
 const CLIENT_AGENT = resolve(import.meta.dirname, '../../scripts/lab/client-agent.ts');
-const ECHO = resolve(import.meta.dirname, '../../scripts/lab/vrrp-echo.ts');
-const REPO = resolve(import.meta.dirname, '../..');
 
 export function requireInterop(): void {
   requireRoot();
@@ -58,7 +54,7 @@ export class Interop {
     requireInterop();
     const seg = createSegment(['n1', 'n2', 'client']);
     try {
-      await Promise.all((['n1', 'n2'] as const).map((n) => startEcho(seg.host(n).ns, n)));
+      await Promise.all((['n1', 'n2'] as const).map((n) => startEcho(seg.host(n).ns, n, ECHO_PORT, [VIP4, VIP6])));
       const { agent } = await Agent.start('client', seg.host('client').ns, CLIENT_AGENT);
       return new Interop(seg, agent);
     } catch (err) {
@@ -125,15 +121,4 @@ export class Interop {
       this.seg.destroy();
     }
   }
-}
-
-/** The UDP echo on a node (scripts/lab/vrrp-echo.ts), on both VIPs; resolves once bound. */
-function startEcho(ns: string, name: string): Promise<void> {
-  const proc = spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', ECHO, name, String(ECHO_PORT), VIP4, VIP6], {
-    cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((ok, fail) => {
-    proc.once('exit', (code) => fail(new Error(`vrrp-echo on ${name} exited (code ${code})`)));
-    createInterface({ input: proc.stdout! }).once('line', (line) => (line.startsWith('ready') ? ok() : fail(new Error(`vrrp-echo on ${name}: ${line}`))));
-  });
 }
