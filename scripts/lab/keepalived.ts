@@ -9,21 +9,19 @@
  *   -P   VRRP only;  -n  no daemon (so we hold the parent);  -G  no syslog, and no -l: keepalived
  *        logging to the console was seen to delay its gratuitous ARPs by up to 9 ms (design.md);
  *        `log: true` adds -l -D, for debugging, into keepalived.log in the directory.
- * State: global_defs notify_fifo is a FIFO we made and hold open read-write (so it never sees
- * EOF); keepalived writes `INSTANCE "VI_1" MASTER 100` lines to it. The time of a state change is
+ * State: global_defs notify_fifo is a FIFO we made and read (readFifo); keepalived writes `INSTANCE "VI_1" MASTER 100` lines to it. The time of a state change is
  * when we read the line (keepalived notifies after its addresses and first GARPs).
  * Stats: stats() sends SIGUSR2 to the VRRP child and parses keepalived.stats once rewritten.
  * stop(): SIGTERM to the parent (priority 0, addresses removed); kill(): SIGKILL to the whole
  * group, the VRRP child included (killing the parent alone would let the child stop gracefully).
  */
 import { spawn, execFileSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, constants as fsc, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { Socket } from 'node:net';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import type { VirtualIpaddress, VrrpConfig, VrrpInstanceConfig } from '../../src/vrrp/config.ts';
-import { PeerBase } from './vrrp-client.ts';
+import { PeerBase, readFifo } from './vrrp-client.ts';
 
 export const KEEPALIVED = '/usr/sbin/keepalived';
 
@@ -145,9 +143,6 @@ export class KeepalivedPeer extends PeerBase {
     execFileSync('mkfifo', ['-m', '600', fifoPath]);
     const conf = join(dir, 'keepalived.conf');
     writeFileSync(conf, keepalivedConf(config, { routerId: name, notifyFifo: fifoPath }));
-    // read-write: opening never blocks, and the reader never sees EOF when keepalived closes it
-    const fd = openSync(fifoPath, fsc.O_RDWR | fsc.O_NONBLOCK);
-    const fifo = new Socket({ fd, readable: true, writable: false });
     const logFd = o.log ? openSync(join(dir, 'keepalived.log'), 'w') : 'ignore';
     const proc = spawn('ip', ['netns', 'exec', ns, KEEPALIVED, '-n', '-P', '-G', ...(o.log ? ['-l', '-D'] : []),
       '-f', conf, '-p', join(dir, 'keepalived.pid'), '-r', join(dir, 'vrrp.pid'), '-c', join(dir, 'checkers.pid')], {
@@ -155,8 +150,7 @@ export class KeepalivedPeer extends PeerBase {
     });
     if (typeof logFd === 'number') closeSync(logFd);
     const peer = new KeepalivedPeer(name, proc, dir);
-    peer.fifo = fifo;
-    createInterface({ input: fifo }).on('line', (line) => {
+    peer.fifo = readFifo(fifoPath, (line) => {
       const m = /^INSTANCE "([^"]+)" (MASTER|BACKUP|FAULT|STOP|DELETED) (\d+)/.exec(line);
       if (m) peer.record({ instance: m[1]!, state: m[2]!, priority: Number(m[3]), wallMs: Date.now() });
     });

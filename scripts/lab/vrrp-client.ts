@@ -13,7 +13,8 @@
  * (onCleanup), so nothing is left behind when a test fails.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, constants as fsc, rmSync, writeFileSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -209,4 +210,15 @@ export function startEcho(ns: string, name: string, port: number, addresses: str
     proc.once('exit', (code) => fail(new Error(`vrrp-echo on ${name} exited (code ${code})`)));
     createInterface({ input: proc.stdout! }).once('line', (line) => (line.startsWith('ready') ? ok() : fail(new Error(`vrrp-echo on ${name}: ${line}`))));
   });
+}
+
+/**
+ * Read lines from a FIFO (made with mkfifo) as they come: opened read-write and non-blocking, so
+ * opening never waits for a writer and the reader never sees EOF. Returns the reader to destroy().
+ */
+export function readFifo(path: string, onLine: (line: string) => void): Socket {
+  const fd = openSync(path, fsc.O_RDWR | fsc.O_NONBLOCK);
+  const sock = new Socket({ fd, readable: true, writable: false });
+  createInterface({ input: sock }).on('line', onLine);
+  return sock;
 }

@@ -10,7 +10,9 @@
  *   out  {"event":"notify","instance":"VI_1","name":"MASTER_RX_LOWER_PRI","priority":100}
  *   out  {"event":"log","level":"info","message":"..."}              with --log
  *   in   {"op":"stats"}  ->  {"ok":true,"stats":RunnerStats}
- *   in   {"op":"stop"}   ->  graceful stop, {"ok":true,"stopped":true}, exit 0
+ *   in   {"op":"stop"}   ->  graceful stop, exit 0
+ * Link state comes from a LinkWatcher (src/net/link-watch.ts): tracked interfaces going down or
+ * up move the instances (FAULT, or a priority change by their weights).
  * SIGTERM and SIGINT stop gracefully too (priority 0 from masters, addresses removed) and exit 0;
  * closing stdin does the same. SIGKILL leaves the addresses behind, which the next start removes.
  * `wallMs` is the time of the event that caused the change, on CLOCK_REALTIME in ms
@@ -23,6 +25,7 @@ import { parseArgs } from 'node:util';
 import { systemClock } from '../../src/util/clock.ts';
 import type { VrrpConfig } from '../../src/vrrp/config.ts';
 import { spinningClock, VrrpRunner } from '../../src/vrrp/runner.ts';
+import { LinkWatcher } from '../../src/net/link-watch.ts';
 import { toJsonLine } from './agent.ts';
 
 const out = (v: Record<string, unknown>) => process.stdout.write(toJsonLine(v));
@@ -38,7 +41,8 @@ async function main(): Promise<void> {
   } catch (err) {
     throw new Error(`${file}: ${(err as Error).message}`);
   }
-  const runner = new VrrpRunner(config, systemClock, spinningClock());
+  const links = await LinkWatcher.open();
+  const runner = new VrrpRunner(config, systemClock, spinningClock(), links);
   runner.on('state', (s) => out({ event: 'state', instance: s.instance, state: s.state, priority: s.priority, wallMs: wall(s.at) }));
   runner.on('group', (g) => out({ event: 'group', group: g.group, state: g.state, wallMs: wall(systemClock.now()) }));
   runner.on('notifyEvent', (e) => out({ event: 'notify', instance: e.instance, name: e.event, priority: e.priority }));
@@ -48,7 +52,10 @@ async function main(): Promise<void> {
   const stop = (code: number) => {
     stopping ??= runner.stop()
       .catch((err: unknown) => { process.stderr.write(`vrrp-node: stop: ${(err as Error).message}\n`); })
-      .finally(() => process.exit(code));
+      .finally(() => {
+        links.close();
+        process.exit(code);
+      });
     return stopping;
   };
   for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => void stop(0));
@@ -65,7 +72,7 @@ async function main(): Promise<void> {
       return;
     }
     if (cmd.op === 'stats') out({ ok: true, stats: runner.stats() });
-    else if (cmd.op === 'stop') void runner.stop().then(() => { out({ ok: true, stopped: true }); process.exit(0); });
+    else if (cmd.op === 'stop') void stop(0);
     else out({ ok: false, error: `unknown op '${String(cmd.op)}'` });
   }).on('close', () => void stop(0));
 }

@@ -112,13 +112,30 @@ export interface VrrpInstanceConfig {
   garp_master_refresh?: number;
   garp_master_refresh_repeat?: number;
   /** interfaces whose state moves this instance (weight 0 or absent: down means FAULT) */
-  track_interface?: { name: string; weight?: number }[];
+  track_interface?: { name: string; weight?: number; reverse?: boolean }[];
+  /** scripts run on entering a state (keepalived's command lines: argv split, no shell) */
+  notify_master?: string;
+  notify_backup?: string;
+  notify_fault?: string;
+  notify_stop?: string;
+  /** run on every change with INSTANCE NAME STATE PRIORITY appended */
+  notify?: string;
+  notify_master_rx_lower_pri?: string;
 }
 
 export interface VrrpSyncGroupConfig {
   name: string;
   group: string[];
+  notify_master?: string;
+  notify_backup?: string;
+  notify_fault?: string;
+  notify_stop?: string;
+  notify?: string;
 }
+
+/** The notify_* keywords of an instance or a sync group. */
+export const NOTIFY_KEYS = ['notify_master', 'notify_backup', 'notify_fault', 'notify_stop', 'notify', 'notify_master_rx_lower_pri'] as const;
+export type NotifyScripts = Partial<Record<(typeof NOTIFY_KEYS)[number], string>>;
 
 /** global_defs settings that are defaults for every instance. */
 export interface VrrpGlobalDefs {
@@ -129,6 +146,12 @@ export interface VrrpGlobalDefs {
   vrrp_garp_master_refresh_repeat?: number;
   vrrp_check_unicast_src?: boolean;
   vrrp_lower_prio_no_advert?: boolean;
+  /** a FIFO every state change is written to (INSTANCE "VI_1" MASTER 100) */
+  notify_fifo?: string;
+  vrrp_notify_fifo?: string;
+  /** 'USER [GROUP]' scripts run as */
+  script_user?: string;
+  enable_script_security?: boolean;
 }
 
 export interface VrrpConfig {
@@ -180,12 +203,17 @@ export interface ResolvedInstance {
   /** the codec's view but the per-packet facts */
   view: InstanceView;
   /** interfaces tracked, with their weights (the instance's own interface first, weight 0) */
-  trackInterfaces: { name: string; weight: number }[];
+  trackInterfaces: { name: string; weight: number; reverse: boolean }[];
+  notify: NotifyScripts;
 }
 
 export interface ResolvedConfig {
   instances: ResolvedInstance[];
-  syncGroups: SyncGroupConfig[];
+  syncGroups: (SyncGroupConfig & { notify: NotifyScripts })[];
+  /** notify_fifo and vrrp_notify_fifo */
+  notifyFifos: string[];
+  scriptUser?: { user: string; group?: string };
+  scriptSecurity: boolean;
 }
 
 // ---------------------------------------------------------------- checks
@@ -294,6 +322,17 @@ function resolveRule(where: string, r: VirtualRule, instanceFamily: Family): Res
   return { ...r, family: [...families][0] ?? instanceFamily };
 }
 
+function notifyScripts(where: string, c: NotifyScripts): NotifyScripts {
+  const out: NotifyScripts = {};
+  for (const k of NOTIFY_KEYS) {
+    const v = c[k];
+    if (v === undefined) continue;
+    if (typeof v !== 'string' || v.trim() === '') fail(where, `${k} must be a command line`);
+    out[k] = v;
+  }
+  return out;
+}
+
 function resolveInstance(c: VrrpInstanceConfig, g: VrrpGlobalDefs): ResolvedInstance {
   if (typeof c !== 'object' || c === null) throw new Error('vrrp_instance: each instance must be an object');
   if (typeof c.name !== 'string' || !/^[A-Za-z0-9_.:-]{1,64}$/.test(c.name)) throw new Error(`vrrp_instance '${String(c.name)}': the name must be 1..64 letters, digits or _.:-`);
@@ -361,20 +400,20 @@ function resolveInstance(c: VrrpInstanceConfig, g: VrrpGlobalDefs): ResolvedInst
   };
   if (authPassword !== undefined) view.authPassword = authPassword;
 
-  const trackInterfaces = [{ name: dev, weight: 0 }];
+  const trackInterfaces = [{ name: dev, weight: 0, reverse: false }];
   for (const t of c.track_interface ?? []) {
     const name = ifname(where, 'track_interface', t.name);
     const weight = int(where, `track_interface ${name} weight`, t.weight ?? 0, -253, 253);
     const same = trackInterfaces.find((x) => x.name === name);
-    if (same) same.weight = weight;
-    else trackInterfaces.push({ name, weight });
+    if (same) Object.assign(same, { weight, reverse: t.reverse === true });
+    else trackInterfaces.push({ name, weight, reverse: t.reverse === true });
   }
 
   const out: ResolvedInstance = {
     name: c.name, interface: dev, family, vrid, version, priority, advertIntervalMs, vips, excluded,
     routes: (c.virtual_routes ?? []).map((r) => resolveRoute(where, r)),
     rules: (c.virtual_rules ?? []).map((r) => resolveRule(where, r, family)),
-    unicastPeers: view.unicastPeers.slice(), fsm, view, trackInterfaces,
+    unicastPeers: view.unicastPeers.slice(), fsm, view, trackInterfaces, notify: notifyScripts(where, c),
   };
   if (src) out.unicastSrc = src.address;
   return out;
@@ -396,7 +435,7 @@ export function resolveConfig(c: VrrpConfig): ResolvedConfig {
     seen.set(i.name, i);
   }
   const member = new Map<string, string>();
-  const syncGroups: SyncGroupConfig[] = [];
+  const syncGroups: ResolvedConfig['syncGroups'] = [];
   for (const sg of c.vrrp_sync_group ?? []) {
     const where = `vrrp_sync_group ${String(sg.name)}`;
     if (typeof sg.name !== 'string' || sg.name === '') throw new Error('vrrp_sync_group: a group needs a name');
@@ -409,7 +448,15 @@ export function resolveConfig(c: VrrpConfig): ResolvedConfig {
       member.set(m, sg.name);
       inst.fsm.syncGroup = sg.name;
     }
-    syncGroups.push({ name: sg.name, members: [...sg.group] });
+    syncGroups.push({ name: sg.name, members: [...sg.group], notify: notifyScripts(where, sg) });
   }
-  return { instances, syncGroups };
+  const notifyFifos = [g.notify_fifo, g.vrrp_notify_fifo].filter((f): f is string => f !== undefined);
+  for (const f of notifyFifos) if (typeof f !== 'string' || !f.startsWith('/')) throw new Error(`global_defs: notify fifo '${String(f)}' must be an absolute path`);
+  const out: ResolvedConfig = { instances, syncGroups, notifyFifos, scriptSecurity: g.enable_script_security === true };
+  if (g.script_user !== undefined) {
+    const [user, group, extra] = String(g.script_user).trim().split(/\s+/);
+    if (!user || extra !== undefined) throw new Error(`global_defs: script_user '${g.script_user}' is not 'USER [GROUP]'`);
+    out.scriptUser = group === undefined ? { user } : { user, group };
+  }
+  return out;
 }

@@ -315,16 +315,10 @@ export class VrrpInstance extends EventEmitter<InstanceEvents> {
     return timer === 'masterDown' || timer === 'preemptDelay' ? this.preciseTimers : this.timers;
   }
 
-  /**
-   * One FSM deadline on the clock. Node's timers run on the event loop's cached millisecond time
-   * and were seen to fire up to 1 ms before performance.now() reached the deadline; the FSM
-   * ignores an early expiry (as stale), so an early one is armed again for the rest.
-   */
+  /** One FSM deadline on its clock (the clocks never fire before the deadline: src/util/clock.ts). */
   private arm(timer: TimerName, at: number): void {
     this.timersFor(timer).set(timer, at, () => {
-      const now = this.clock.now();
-      if (now < at) return this.arm(timer, at);
-      if (timer === 'masterDown') this.lastMasterDownLateUs = Math.round((now - at) * 1000);
+      if (timer === 'masterDown') this.lastMasterDownLateUs = Math.round((this.clock.now() - at) * 1000);
       this.dispatch({ type: 'timer', timer });
     });
   }

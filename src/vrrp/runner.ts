@@ -27,8 +27,11 @@ import { addAddress, deleteAddress, linkLocalAddress, listAddresses, type Addres
 import { listLinks, type Link } from '../net/link.ts';
 import { addRoute, addRule, deleteRoute, deleteRule, RTPROT_KEEPALIVED, type RouteSpec, type RuleSpec } from '../net/route.ts';
 import { Rtnl } from '../net/rtnl.ts';
-import { resolveConfig, type ResolvedAddress, type ResolvedConfig, type ResolvedInstance, type VrrpConfig } from './config.ts';
+import { resolveConfig, type NotifyScripts, type ResolvedAddress, type ResolvedConfig, type ResolvedInstance, type VrrpConfig } from './config.ts';
 import type { NotifyEvent, NotifyState } from './fsm.ts';
+import { Notifier, NotifyFifo, type NotifyConfig, type NotifyKind } from './notify.ts';
+import { defaultUser, lookupUser, prepareScript, type PreparedScript, type ScriptUser } from './script.ts';
+import { track, trackEvents, type TrackResult } from './track.ts';
 import { InstanceSet, VrrpInstance, type InstanceStats, type NetOps, type StateChange } from './instance.ts';
 import { peekVrid } from './packet.ts';
 import { FrameSocket, VrrpSocket, type VrrpMessage } from './socket.ts';
@@ -36,7 +39,7 @@ import { FrameSocket, VrrpSocket, type VrrpMessage } from './socket.ts';
 /** Link state as src/net/link-watch.ts's LinkWatcher gives it (the part used here). */
 export interface LinkSource {
   /** every link present, as last known */
-  links(): { ifindex: number; name: string; usable: boolean }[];
+  links(): { name: string; usable: boolean }[];
   on(event: 'change', cb: () => void): unknown;
 }
 
@@ -123,6 +126,11 @@ export class VrrpRunner extends EventEmitter<RunnerEvents> {
   private readonly frameSockets = new Map<number, FrameSocket>();
   private unknownVrid = 0;
   private stopped = false;
+  private readonly tracked = new Map<string, TrackResult>();
+  private readonly notifiers = new Map<string, Notifier>();
+  private readonly groupNotifiers = new Map<string, Notifier>();
+  private fifos: NotifyFifo[] = [];
+  private readonly scriptRuns = new Set<Promise<unknown>>();
 
   /**
    * `clock` runs the instances (systemClock in the daemon); `precise` their takeover timers
@@ -157,10 +165,7 @@ export class VrrpRunner extends EventEmitter<RunnerEvents> {
       const warm = netOps(closed);
       const instances: VrrpInstance[] = [];
       for (const cfg of this.resolved.instances) {
-        for (const t of cfg.trackInterfaces) {
-          if (t.weight !== 0) throw new Error(`vrrp_instance ${cfg.name}: track_interface ${t.name} weight ${t.weight}: weights are not supported yet (only 0: down means FAULT)`);
-          linkOf(cfg.name, t.name);
-        }
+        for (const t of cfg.trackInterfaces) linkOf(cfg.name, t.name);
         const link = linkOf(cfg.name, cfg.interface);
         const source = await this.sourceOf(cfg, link, addresses, nl);
         const specs = [...cfg.vips, ...cfg.excluded].map((a) => addressSpec(a, linkOf(cfg.name, a.dev).ifindex));
@@ -185,21 +190,31 @@ export class VrrpRunner extends EventEmitter<RunnerEvents> {
           warm,
         }, this.clock, this.precise);
         shared.byVrid.set(cfg.vrid, inst);
-        inst.on('state', (s) => this.emit('state', s));
-        inst.on('notifyEvent', (e) => this.emit('notifyEvent', e));
+        inst.on('state', (s) => {
+          this.emit('state', s);
+          this.script(this.notifiers.get(s.instance)?.state(s.state, s.priority));
+        });
+        inst.on('notifyEvent', (e) => {
+          this.emit('notifyEvent', e);
+          this.script(this.notifiers.get(e.instance)?.event(e.event, e.priority));
+        });
         inst.on('log', (level, message) => this.emit('log', level, message));
         instances.push(inst);
       }
       await this.removeLeftovers(instances, addresses, nl);
+      this.setUpNotify();
       const set = new InstanceSet(instances, this.resolved.syncGroups, this.clock);
-      set.onGroupNotify = (group, state) => this.emit('group', { group, state });
+      set.onGroupNotify = (group, state) => {
+        this.emit('group', { group, state });
+        this.script(this.groupNotifiers.get(group)?.state(state, 0));
+      };
       for (const inst of instances) inst.warmUp();
       this.set = set;
-      // interfaces down at start: FAULT from the first step
-      for (const inst of instances) {
-        const down = this.downInterface(inst.cfg, (name) => byName.get(name)?.up === true && byName.get(name)?.lowerUp === true);
-        if (down) set.dispatch(inst.name, { type: 'fault', reason: `interface ${down} is down` });
-      }
+      // tracked interfaces as they are now: priority and FAULT before the first step
+      const usable = this.links
+        ? new Set(this.links.links().filter((l) => l.usable).map((l) => l.name))
+        : new Set(links.filter((l) => l.up && l.running).map((l) => l.name));
+      this.applyTracking(usable);
       this.links?.on('change', () => this.followLinks());
       set.startup();
     } catch (err) {
@@ -218,18 +233,62 @@ export class VrrpRunner extends EventEmitter<RunnerEvents> {
     };
   }
 
-  /** Graceful stop: priority 0 from masters, everything they added removed, sockets closed. */
+  /** Graceful stop: priority 0 from masters, everything they added removed, STOP scripts (1 s at most), sockets closed. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     try {
       await this.set?.shutdown();
+      while (this.scriptRuns.size > 0) await Promise.all([...this.scriptRuns]);
     } finally {
       this.closeSockets();
     }
   }
 
+  /** Keep track of a notification's scripts (STOP's are waited for); a failure is logged. */
+  private script(p: Promise<unknown> | undefined): void {
+    if (!p) return;
+    const q = p.catch((err: unknown) => this.emit('log', 'warn', `notify: ${(err as Error).message}`)).finally(() => this.scriptRuns.delete(q));
+    this.scriptRuns.add(q);
+  }
+
+  /** Notifiers for the instances and groups (scripts checked as keepalived does, FIFOs opened). */
+  private setUpNotify(): void {
+    const r = this.resolved;
+    const any = r.instances.some((i) => Object.keys(i.notify).length > 0) || r.syncGroups.some((g) => Object.keys(g.notify).length > 0);
+    if (!any && r.notifyFifos.length === 0) return;
+    let user: ScriptUser | undefined;
+    const userOf = () => user ??= r.scriptUser ? lookupUser(r.scriptUser.user, r.scriptUser.group) : defaultUser(r.scriptSecurity);
+    this.fifos = r.notifyFifos.map((path) => NotifyFifo.open(path, any ? userOf() : undefined));
+    const make = (kind: NotifyKind, name: string, scripts: NotifyScripts): Notifier => {
+      const prep = (key: keyof NotifyScripts): PreparedScript | undefined => {
+        const cmd = scripts[key];
+        if (cmd === undefined) return undefined;
+        const p = prepareScript(cmd, { user: userOf(), scriptSecurity: r.scriptSecurity });
+        for (const w of p.warnings) this.emit('log', 'warn', `(${name}) ${key}: ${w}`);
+        if (!p.ok) {
+          this.emit('log', 'warn', `(${name}) ${key} '${cmd}' disabled: ${p.reason}`);
+          return undefined;
+        }
+        return p.script;
+      };
+      const cfg: NotifyConfig = { kind, name, fifos: this.fifos };
+      const set = <K extends 'master' | 'backup' | 'fault' | 'stop' | 'notify' | 'masterRxLowerPri'>(k: K, v: PreparedScript | undefined) => { if (v) cfg[k] = v; };
+      set('master', prep('notify_master'));
+      set('backup', prep('notify_backup'));
+      set('fault', prep('notify_fault'));
+      set('stop', prep('notify_stop'));
+      set('notify', prep('notify'));
+      set('masterRxLowerPri', prep('notify_master_rx_lower_pri'));
+      return new Notifier(cfg);
+    };
+    for (const i of r.instances) this.notifiers.set(i.name, make('INSTANCE', i.name, i.notify));
+    for (const g of r.syncGroups) this.groupNotifiers.set(g.name, make('GROUP', g.name, g.notify));
+  }
+
   private closeSockets(): void {
+    for (const f of this.fifos) f.close();
+    this.fifos = [];
     for (const s of this.sockets.values()) s.socket.close();
     this.sockets.clear();
     for (const f of this.frameSockets.values()) f.close();
@@ -238,22 +297,25 @@ export class VrrpRunner extends EventEmitter<RunnerEvents> {
     this.nl = null;
   }
 
-  /** The first tracked interface that is down (by `isUp`), or undefined. */
-  private downInterface(cfg: ResolvedInstance, isUp: (name: string) => boolean): string | undefined {
-    return cfg.trackInterfaces.find((t) => !isUp(t.name))?.name;
+  /**
+   * Tracked interfaces (./track.ts): each instance's effective priority and FAULT from the set of
+   * usable interfaces, as state-machine events for what changed since the last time.
+   */
+  private applyTracking(usable: ReadonlySet<string>): void {
+    const set = this.set;
+    if (!set) return;
+    for (const inst of set.all()) {
+      const c = inst.cfg;
+      const next = track(c.priority, c.trackInterfaces.map((t) => ({ kind: 'interface' as const, name: t.name, weight: t.weight, reverse: t.reverse, up: usable.has(t.name) })));
+      const events = trackEvents(c.priority, this.tracked.get(c.name), next);
+      this.tracked.set(c.name, next);
+      for (const e of events) set.dispatch(c.name, e);
+    }
   }
 
   private followLinks(): void {
-    const set = this.set;
-    const src = this.links;
-    if (!set || !src || this.stopped) return;
-    const usable = new Set(src.links().filter((l) => l.usable).map((l) => l.name));
-    for (const inst of set.all()) {
-      const down = this.downInterface(inst.cfg, (name) => usable.has(name));
-      const s = inst.fsm;
-      if (down && s.fault === undefined) inst.dispatch({ type: 'fault', reason: `interface ${down} is down` });
-      else if (!down && s.fault !== undefined) inst.dispatch({ type: 'unfault' });
-    }
+    if (!this.links || this.stopped) return;
+    this.applyTracking(new Set(this.links.links().filter((l) => l.usable).map((l) => l.name)));
   }
 
   private async sourceOf(cfg: ResolvedInstance, link: Link, all: AddressInfo[], nl: Rtnl): Promise<string> {

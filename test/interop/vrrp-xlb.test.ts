@@ -2,13 +2,19 @@
  * xlb against xlb: two xlb VRRP nodes (scripts/lab/vrrp-node.ts) on one segment (./harness.ts),
  * VRRPv3 at advert_int 0.05 (the benchmark's setting), each change of master checked by which
  * node answers the client's datagram to the VIP; and a sync group whose two instances (IPv4 and
- * IPv6) move together.
+ * IPv6) move together; link state (the instance's interface down: FAULT; a tracked interface
+ * with a weight: the priority moves); notify scripts and the notify FIFO.
  *
  * Needs root; fails (never skips) without. Cleanup on every path.
  */
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { XlbPeer } from '../../scripts/lab/vrrp-client.ts';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ip } from '../../scripts/lab/netns.ts';
+import { readFifo, XlbPeer } from '../../scripts/lab/vrrp-client.ts';
 import type { VrrpConfig } from '../../src/vrrp/config.ts';
 import { instance, Interop, VIP4, VIP6 } from './harness.ts';
 
@@ -78,5 +84,79 @@ describe('VRRP interop: xlb and xlb (root)', () => {
     for (const i of ['VI_1', 'VI_6']) await low.waitState(i, 'MASTER', { since: mark, timeoutMs: 1000 });
     await lab.waitAnswer(VIP4, 'n2');
     await lab.waitAnswer(VIP6, 'n2');
+  });
+
+  test('link state: the master\'s interface down puts it in FAULT and the backup takes over; up again, it preempts', async () => {
+    const high = await lab.start('xlb', 'n1', fast(200));
+    const low = await lab.start('xlb', 'n2', fast(100));
+    await high.waitState('VI_1', 'MASTER');
+    await low.waitState('VI_1', 'BACKUP');
+    const n1 = lab.seg.host('n1').ns;
+    const mark = low.states.length;
+    ip(['link', 'set', 'eth0', 'down'], n1);
+    try {
+      await high.waitState('VI_1', 'FAULT', { timeoutMs: 2000 });
+      await low.waitState('VI_1', 'MASTER', { since: mark, timeoutMs: 2000 });
+      assert.ok(!lab.addresses('n1').includes(VIP4), 'FAULT removed the VIP');
+      await lab.waitAnswer(VIP4, 'n2');
+    } finally {
+      ip(['link', 'set', 'eth0', 'up'], n1);
+    }
+    const mark1 = high.states.length;
+    await high.waitState('VI_1', 'MASTER', { since: mark1, timeoutMs: 3000 });
+    await lab.waitAnswer(VIP4, 'n1');
+  });
+
+  test('track_interface with a weight: a tracked link down lowers the priority (200 - 150 = 50) and the backup preempts', async () => {
+    const n1 = lab.seg.host('n1').ns;
+    ip(['link', 'add', 'trk0', 'type', 'veth', 'peer', 'name', 'trk1'], n1); // no dummy driver on this kernel
+    ip(['link', 'set', 'trk1', 'up'], n1);
+    ip(['link', 'set', 'trk0', 'up'], n1);
+    try {
+      const high = await lab.start('xlb', 'n1', fast(200, { track_interface: [{ name: 'trk0', weight: -150 }] }));
+      const low = await lab.start('xlb', 'n2', fast(100));
+      await high.waitState('VI_1', 'MASTER');
+      await low.waitState('VI_1', 'BACKUP');
+      const mark = high.states.length;
+      ip(['link', 'set', 'trk0', 'down'], n1);
+      await high.waitState('VI_1', 'BACKUP', { since: mark, timeoutMs: 2000 });
+      await low.waitState('VI_1', 'MASTER', { timeoutMs: 2000 });
+      await lab.waitAnswer(VIP4, 'n2');
+      assert.equal((await (high as XlbPeer).stats()).instances.VI_1!.priority, 50);
+      const mark2 = high.states.length;
+      ip(['link', 'set', 'trk0', 'up'], n1);
+      await high.waitState('VI_1', 'MASTER', { since: mark2, timeoutMs: 2000 });
+      await lab.waitAnswer(VIP4, 'n1');
+    } finally {
+      ip(['link', 'del', 'trk0'], n1);
+    }
+  });
+
+  test('notifications: the generic notify script gets INSTANCE NAME STATE PRIORITY; the FIFO gets keepalived\'s lines', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'xlb-notify-'));
+    try {
+      const log = join(dir, 'notify.log');
+      const script = join(dir, 'notify.sh');
+      writeFileSync(script, `#!/bin/sh\necho "$@" >> ${log}\n`);
+      chmodSync(script, 0o755);
+      const fifo = join(dir, 'notify.fifo');
+      execFileSync('mkfifo', ['-m', '600', fifo]);
+      const lines: string[] = [];
+      const reader = readFifo(fifo, (l) => lines.push(l));
+      try {
+        const cfg = fast(200, { notify: script });
+        const peer = await lab.start('xlb', 'n1', { ...cfg, global_defs: { notify_fifo: fifo } });
+        await peer.waitState('VI_1', 'MASTER');
+        await peer.stop();
+        for (let i = 0; i < 50 && lines.length < 3; i++) await new Promise((ok) => setTimeout(ok, 20));
+        assert.deepEqual(lines, ['INSTANCE "VI_1" BACKUP 200', 'INSTANCE "VI_1" MASTER 200', 'INSTANCE "VI_1" STOP 200']);
+        assert.deepEqual(readFileSync(log, 'utf8').trim().split('\n').sort(),
+          ['INSTANCE VI_1 BACKUP 200', 'INSTANCE VI_1 MASTER 200', 'INSTANCE VI_1 STOP 200'].sort(), 'the script ran once per state');
+      } finally {
+        reader.destroy();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

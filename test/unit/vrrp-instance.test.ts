@@ -6,7 +6,8 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ManualClock, type Clock, type TimerHandle } from '../../src/util/clock.ts';
+import { ManualClock } from '../../src/util/clock.ts';
+import { spinningClock } from '../../src/vrrp/runner.ts';
 import { resolveConfig, type VrrpConfig, type VrrpInstanceConfig } from '../../src/vrrp/config.ts';
 import { InstanceSet, VrrpInstance, type InstanceBinding, type NetOps, type StateChange } from '../../src/vrrp/instance.ts';
 import type { VrrpMessage } from '../../src/vrrp/socket.ts';
@@ -81,16 +82,15 @@ interface Rig {
   states: StateChange[];
 }
 
-function rig(c: VrrpConfig, o: { clock?: Clock; manual?: ManualClock } = {}): Rig {
+function rig(c: VrrpConfig): Rig {
   const resolved = resolveConfig(c);
   const rec = new Recorder();
-  const manual = o.manual ?? new ManualClock(1000);
-  const clock = o.clock ?? manual;
+  const clock = new ManualClock(1000);
   const instances = resolved.instances.map((cfg) => new VrrpInstance(cfg, rec.binding(cfg, cfg.family === 6 ? 'fe80::1' : SELF), clock));
   const set = new InstanceSet(instances, resolved.syncGroups, clock);
   const states: StateChange[] = [];
   for (const i of instances) i.on('state', (s) => { rec.log.push(`state ${s.instance} ${s.state}`); states.push(s); });
-  return { rec, clock: manual, set, inst: instances[0]!, states };
+  return { rec, clock, set, inst: instances[0]!, states };
 }
 
 function message(spec: Partial<VrrpMessageSpec> & { priority: number }, o: { src?: string; dst?: string; ttl?: number } = {}): VrrpMessage {
@@ -113,7 +113,7 @@ describe('VRRP configuration (src/vrrp/config.ts)', () => {
     assert.deepEqual(i.vips, [{ address: VIP, prefixLength: 32, family: 4, dev: 'eth0', scope: 'global' }]);
     assert.deepEqual(i.fsm.garp, { masterDelayMs: 5000, masterRepeat: 5, refreshMs: 0, refreshRepeat: 1 });
     assert.equal(i.fsm.preempt, true);
-    assert.deepEqual(i.trackInterfaces, [{ name: 'eth0', weight: 0 }]);
+    assert.deepEqual(i.trackInterfaces, [{ name: 'eth0', weight: 0, reverse: false }]);
     const { instances: [j] } = resolveConfig({
       global_defs: { vrrp_version: 3, vrrp_garp_master_delay: 1 },
       vrrp_instance: [instanceCfg({ version: undefined, advert_int: 0.05, nopreempt: true, preempt_delay: 2, garp_master_delay: undefined, virtual_ipaddress: [{ address: 'fd00::100/64' }] })],
@@ -137,6 +137,10 @@ describe('VRRP configuration (src/vrrp/config.ts)', () => {
     bad({ virtual_routes: [{ to: 'default' }] }, /virtual_routes default: say the family/);
     assert.throws(() => resolveConfig({ vrrp_instance: [instanceCfg()], vrrp_sync_group: [{ name: 'G', group: ['VI_1', 'VI_9'] }] }),
       /vrrp_sync_group G: instance VI_9 is not defined/);
+    bad({ notify_master: ' ' }, /vrrp_instance VI_1: notify_master must be a command line/);
+    bad({ track_interface: [{ name: 'eth1', weight: 254 }] }, /track_interface eth1 weight 254 is not an integer in -253..253/);
+    assert.throws(() => resolveConfig({ global_defs: { notify_fifo: 'fifo' }, vrrp_instance: [instanceCfg()] }), /global_defs: notify fifo 'fifo' must be an absolute path/);
+    assert.throws(() => resolveConfig({ global_defs: { script_user: 'a b c' }, vrrp_instance: [instanceCfg()] }), /script_user 'a b c' is not 'USER \[GROUP\]'/);
     assert.throws(() => resolveConfig({ vrrp_instance: [instanceCfg(), instanceCfg({ name: 'VI_2' })] }),
       /vrrp_instance VI_2: virtual_router_id 51 on eth0 \(IPv4\) is also VI_1's/);
   });
@@ -248,20 +252,20 @@ describe('VRRP instance glue (src/vrrp/instance.ts)', () => {
     assert.match(errors[0]!.message, /deleteAddress 198.18.0.100: EPERM/);
   });
 
-  test('a timer that fires early (as node\'s do) is armed again, not lost', () => {
-    const manual = new ManualClock(1000);
-    // fires a timer 1 ms before its deadline when it can
-    const early: Clock = {
-      now: () => manual.now(),
-      setTimer: (at: number, fn: () => void): TimerHandle => manual.setTimer(at - 1 > manual.now() ? at - 1 : at, fn),
-      clearTimer: (h: TimerHandle) => manual.clearTimer(h),
-    };
-    const { set, inst } = rig({ vrrp_instance: [instanceCfg()] }, { clock: early, manual });
-    set.startup();
-    manual.advance(MASTER_DOWN - 1);
-    assert.equal(inst.fsm.state, 'BACKUP', 'fired 1 ms early: not yet');
-    manual.advance(1);
-    assert.equal(inst.fsm.state, 'MASTER');
+  test('spinningClock: a timer never runs before its deadline; a cleared one never runs', async () => {
+    const clock = spinningClock();
+    const late: number[] = [];
+    let cleared = 0;
+    await Promise.all(Array.from({ length: 20 }, (_, i) => new Promise<void>((ok) => {
+      const at = clock.now() + 1 + (i % 5);
+      clock.setTimer(at, () => { late.push(clock.now() - at); ok(); });
+      const h = clock.setTimer(at, () => { cleared++; });
+      clock.clearTimer(h);
+    })));
+    await new Promise((ok) => setTimeout(ok, 20));
+    assert.equal(late.length, 20);
+    assert.ok(late.every((d) => d >= 0), `fired early by ${Math.min(...late)} ms`);
+    assert.equal(cleared, 0);
   });
 
   test('a sync group: its members become MASTER together, and leave together', () => {
