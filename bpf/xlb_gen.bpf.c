@@ -2,7 +2,7 @@
 /*
  * xlb_gen.bpf.c - traffic generator and sink for the benchmarks (scripts/bench/, scripts/gen.ts).
  *
- * Not part of the forwarder. Two programs:
+ * Not part of the forwarder. Three programs:
  *
  *  xlb_gen   run with BPF_PROG_TEST_RUN and BPF_F_TEST_XDP_LIVE_FRAMES in the generator's
  *            namespace. Live frames recycle their pages without restoring the bytes, so what
@@ -13,9 +13,10 @@
  *            ports of a span are used up) over gen_config.nflows flows, fixes the checksums
  *            incrementally (RFC 1624) and redirects the frame to gen_config.ifindex (a veth
  *            whose peer has NAPI). With gen_config.gap_ns, frames are paced in the program
- *            (a test run costs too much set-up to pace from user space by small batches). A frame longer than the template gets the rest of its bytes
- *            from the test run's data (the caller passes the whole frame, payload zero-filled):
- *            nothing on the measured paths writes beyond the headers.
+ *            (a test run costs too much set-up to pace from user space by small batches). A
+ *            frame longer than the template gets the rest of its bytes from the test run's data
+ *            (the caller passes the whole frame, payload zero-filled): nothing on the measured
+ *            paths writes beyond the headers. Every GEN_STAMP_EVERY frames it notes the clock.
  *
  *  xlb_sink  counts what arrives and drops it; ARP and IPv6 neighbour discovery go up the stack
  *            (counted apart) so that a namespace with a sink keeps resolving neighbours. Attached
@@ -58,9 +59,10 @@
  * rate can be taken over wall time however the test run was preempted. */
 #define GEN_STAMP_EVERY 64
 
-/* A paced generator that falls behind by more than this many gaps starts over from "now"
- * instead of catching up in a burst. */
-#define GEN_PACE_SLACK 32
+/* A paced generator that falls behind (the frames' processing ran on its CPU, or it was
+ * preempted) catches up by sending at once, as long as it is at most this many gaps late (a
+ * burst of at most a veth ring); later, it starts over from "now" (e.g. after a test run's set-up). */
+#define GEN_PACE_SLACK 256
 
 #define GEN_SAMPLE_SLOTS 64
 #define GEN_SAMPLE_MAX   128
@@ -77,7 +79,7 @@ const volatile __u8 floor_smac[6] = {};
 
 struct gen_cfg {
 	__u8  frame[GEN_FRAME_MAX]; /* the frame of flow 0, checksums valid */
-	__u32 len;                  /* frame length: 8..GEN_FRAME_MAX, == the test-run data size */
+	__u32 len;                  /* template bytes written: 8..GEN_FRAME_MAX, <= the test-run data size */
 	__u32 ifindex;              /* redirect target */
 	__u32 nflows;               /* flow of run n = n % nflows; 0 or 1 = one flow */
 	__u16 sport_off;            /* offset of the L4 source port */
@@ -88,7 +90,8 @@ struct gen_cfg {
 	__u16 sport_span;           /* source ports per source address, >= 1 */
 	__u16 saddr_base;           /* host order: last 16 bits of flow 0's source address */
 	__u16 udp;                  /* 1: L4 is UDP, a computed checksum of 0 is sent as 0xffff */
-	__u32 gap_ns;               /* paced: ns between two frames (per CPU); 0 = full speed */
+	__u32 gap_ns;               /* paced: ns between two frames (per CPU); 0 = full speed. The
+	                             * program spins with bottom halves off: keep it small (<= 1 ms) */
 };
 
 struct {
@@ -125,9 +128,8 @@ static long pace_spin(__u32 i, void *arg)
 
 /*
  * Pacing: wait (spinning in bpf_loop, at most 2^23 clock reads per frame) until this CPU's next
- * frame is due, then move the due time on by gap_ns. The first frame, or one that comes more
- * than GEN_PACE_SLACK gaps late (e.g. after a test run's set-up), goes at once and restarts
- * the schedule from now: the rate holds without catch-up bursts.
+ * frame is due, then move the due time on by gap_ns. A late frame goes at once (catching up);
+ * the first frame, or one more than GEN_PACE_SLACK gaps late, restarts the schedule from now.
  */
 static __always_inline void pace(__u32 gap_ns)
 {
@@ -333,7 +335,8 @@ int xlb_sink(struct xdp_md *ctx)
 		return XDP_DROP;
 	n = data_end - data;
 	s->len = n;
-	/* the length in one 64-bit register, bounded where the verifier sees it */
+	/* the length in one 64-bit register, bounded where the verifier sees it; a longer frame:
+	 * its first GEN_SAMPLE_MAX bytes */
 	asm volatile("" : "+r"(n));
 	if (n < 1 || n > GEN_SAMPLE_MAX)
 		n = GEN_SAMPLE_MAX;

@@ -20,6 +20,8 @@ function fail(msg: string): never {
 }
 
 function main(): void {
+  // `scripts/gen.ts ... | head -1`: a closed pipe ends the output, not with a stack trace
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => { if (err.code === 'EPIPE') process.exit(0); throw err; });
   let parsed: GenCliParse;
   try {
     parsed = parseGenArgs(process.argv.slice(2));

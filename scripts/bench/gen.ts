@@ -51,8 +51,9 @@ export interface RunOptions {
   /** frames per kernel batch (live frames; the kernel takes at most 256) */
   batchSize?: number;
   /**
-   * frames per test run at most. Default: all the frames in one call at full speed with a
-   * frame count; ~250 ms of frames at full speed with a duration; 100 ms of frames when paced.
+   * frames per test run at most. Default: with a frame count, all of them in one call (at full
+   * speed or paced in the program); with a duration, ~250 ms of frames at full speed or ~1 s
+   * paced in the program; 100 ms of frames when paced from user space.
    */
   chunk?: number;
 }
