@@ -5,7 +5,7 @@ usage: /usr/bin/python3 scripts/bench/plot.py [E2E_JSON [OUT_PNG]]
 
 One panel per metric present (packets/s, connections/s, latency p50/p99): bars are medians,
 whiskers min..max, grouped by scenario; each bar is labelled with its median and, for
-packets/s, its ratio to nftables DNAT. Needs matplotlib (Debian python3-matplotlib; run with
+packets/s and connections/s, its ratio to nftables DNAT. Needs matplotlib (Debian python3-matplotlib; run with
 /usr/bin/python3).
 """
 import json
@@ -57,9 +57,10 @@ def panel(ax, rows, metric, title, scale):
             ys.append(r["median"] * scale)
             lo.append((r["median"] - r["min"]) * scale)
             hi.append((r["max"] - r["median"]) * scale)
-            label = f"{r['median'] * scale:.2f}" if scale != 1.0 else f"{r['median']:.3g}"
+            value = r["median"] * scale
+            label = f"{value:.0f}" if value >= 100 else f"{value:.2f}" if value >= 0.1 else f"{value:.3f}"
             ref = next((x for x in mine if x["scenario"] == sc and x["system"] == "nftables-dnat"), None)
-            if metric == "pps" and ref and ref["median"] > 0 and system != "nftables-dnat":
+            if metric in ("pps", "conn_per_s") and ref and ref["median"] > 0 and system != "nftables-dnat":
                 label += f"\n{r['median'] / ref['median']:.1f}×"
             labels.append(label)
         bars = ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=system, color=COLORS.get(system))
@@ -70,7 +71,7 @@ def panel(ax, rows, metric, title, scale):
     ax.set_xticklabels(scenarios, fontsize=8)
     ax.set_title(title, fontsize=10)
     ax.margins(y=0.2)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
 
 
 def main(argv):
@@ -80,11 +81,11 @@ def main(argv):
     present = [p for p in PANELS if any(r["metric"] == p[0] for r in rows)]
     if not present:
         raise SystemExit(f"{src}: no rows to draw")
-    fig, axes = plt.subplots(len(present), 1, figsize=(10, 3.6 * len(present)), squeeze=False)
+    fig, axes = plt.subplots(len(present), 1, figsize=(11.5, 3.6 * len(present)), squeeze=False)
     for ax, (metric, title, scale) in zip(axes[:, 0], present):
         panel(ax, rows, metric, title, scale)
     fig.suptitle("xlb end to end (medians, whiskers min..max; ratios vs nftables DNAT)", fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     fig.savefig(out, dpi=110)
     print(f"wrote {out}")
 
