@@ -5,10 +5,11 @@
  *
  *  packets/s (scripts/bench/pps.ts, pps-systems.ts): 64-byte UDP frames of 10,000 flows from our
  *    generator (bpf/xlb_gen.bpf.c, live frames) through the balancer's namespace to a sink that
- *    counts them: xlb DR, TUN (NAT and full-NAT once the forwarder has them), nftables DNAT
+ *    counts them: xlb DR, TUN, NAT and full-NAT (those the forwarder's ABI has), nftables DNAT
  *    (the kernel forwards; jhash over the same reals; conntrack on) and a plain XDP redirect
  *    (the floor). Two set-ups, labelled: one-core (generator, balancer and sink on one CPU: the
- *    chain's capacity per core) and pinned (the balancer's NAPI thread on its own CPU).
+ *    chain's capacity per core; the stable headline) and pinned (the balancer's NAPI thread on
+ *    its own CPU, SCHED_FIFO; the figure is the peak over a flood and a ladder of paced rates).
  *
  *  TCP connections/s and p50/p99 latency (scripts/bench/tcp.ts, wrk.ts): wrk with
  *    'Connection: close' from the lab's client to the reals' nginx through the VIP: xlb DR,

@@ -58,7 +58,7 @@ export function createBenchNet(opts: { genMac: string; lbMac: string; genIp4: st
  * The interfaces carry the prefix in their names so that their NAPI threads
  * (napi/<dev>-<id>) can be told apart from any other lab's. The LB forwards IPv4 (for
  * nftables; XDP systems never reach its stack), with reverse-path filtering off and a route
- * back to the clients via gen0, static neighbours for the reals on <prefix>o (nothing waits for
+ * back to the clients via <prefix>g, static neighbours for the reals on <prefix>o (nothing waits for
  * ARP) and IPv6 off everywhere (no neighbour discovery noise). Nothing is pinned; destroy()
  * (also on exit and SIGINT/SIGTERM) deletes the namespaces, and with them the veths and
  * their programs.

@@ -5,8 +5,8 @@
  *
  * Topology (scripts/bench/netns.ts createPpsNet), veth pairs, no bridge:
  *
- *   <p>-gen: gen0 ── <p>i :<p>-lb: <p>o ── sink0 :<p>-sink
- *            .0.1    .0.2           .2.1     (the reals' MACs and addresses live behind sink0)
+ *   <p>-gen: <p>g ── <p>i :<p>-lb: <p>o ── <p>s :<p>-sink
+ *            .0.1    .0.2         .2.1     (the reals' MACs and addresses live behind <p>s)
  *
  * Every system gets the same frames apart from the destination address (one VIP per xlb
  * forwarding method, so that the connection table of each stays warm while the others run):
