@@ -30,24 +30,23 @@ function vip(v: VirtualIpaddress): string {
     .filter(Boolean).join(' ');
 }
 
+/** The instance keywords written as `keyword value` (or the bare keyword for true). */
+const SCALAR_KEYWORDS = [
+  'interface', 'virtual_router_id', 'priority', 'advert_int', 'version', 'nopreempt', 'preempt_delay', 'lower_prio_no_advert',
+  'garp_master_delay', 'garp_master_repeat', 'garp_master_refresh', 'garp_master_refresh_repeat', 'unicast_src_ip',
+  'notify_master', 'notify_backup', 'notify_fault', 'notify_stop', 'notify', 'notify_master_rx_lower_pri',
+] as const satisfies readonly (keyof VrrpInstanceConfig)[];
+
 function instanceBlock(i: VrrpInstanceConfig): string[] {
   const l: string[] = [`vrrp_instance ${i.name} {`];
-  const kv = (k: string, v: unknown) => { if (v !== undefined && v !== false) l.push(`  ${k}${v === true ? '' : ` ${String(v)}`}`); };
+  const kv = (k: string, v: unknown) => {
+    if (v === undefined || v === false) return;
+    const text = typeof v === 'string' && /\s/.test(v) ? `"${v}"` : String(v);
+    l.push(`  ${k}${v === true ? '' : ` ${text}`}`);
+  };
   kv('state', i.state ?? 'BACKUP');
-  kv('interface', i.interface);
-  kv('virtual_router_id', i.virtual_router_id);
-  kv('priority', i.priority);
-  kv('advert_int', i.advert_int);
-  kv('version', i.version);
-  kv('nopreempt', i.nopreempt);
-  kv('preempt_delay', i.preempt_delay);
-  kv('lower_prio_no_advert', i.lower_prio_no_advert);
-  kv('garp_master_delay', i.garp_master_delay);
-  kv('garp_master_repeat', i.garp_master_repeat);
-  kv('garp_master_refresh', i.garp_master_refresh);
-  kv('garp_master_refresh_repeat', i.garp_master_refresh_repeat);
+  for (const k of SCALAR_KEYWORDS) kv(k, i[k]);
   if (i.authentication) l.push(`  authentication {`, `    auth_type ${i.authentication.auth_type}`, `    auth_pass ${i.authentication.auth_pass}`, '  }');
-  kv('unicast_src_ip', i.unicast_src_ip);
   if (i.unicast_peer) l.push('  unicast_peer {', ...i.unicast_peer.map((p) => `    ${p}`), '  }');
   l.push('  virtual_ipaddress {', ...i.virtual_ipaddress.map((v) => `    ${vip(v)}`), '  }');
   if (i.virtual_ipaddress_excluded) l.push('  virtual_ipaddress_excluded {', ...i.virtual_ipaddress_excluded.map((v) => `    ${vip(v)}`), '  }');

@@ -159,4 +159,27 @@ describe('VRRP interop: xlb and xlb (root)', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  test('MASTER adds the VIP with its label, the excluded IPv6 address without DAD, virtual routes and rules; stopping removes them', async () => {
+    const n1 = lab.seg.host('n1').ns;
+    const cfg = fast(200, {
+      virtual_ipaddress: [{ address: `${VIP4}/24`, label: 'eth0:vip' }],
+      virtual_ipaddress_excluded: [{ address: `${VIP6}/64` }],
+      virtual_routes: [{ to: '198.18.7.0/24', via: lab.seg.host('client').ipv4, table: 100 }],
+      virtual_rules: [{ from: '198.18.7.0/24', table: 100, priority: 1000 }],
+    });
+    const peer = await lab.start('xlb', 'n1', cfg);
+    await peer.waitState('VI_1', 'MASTER');
+    await (peer as XlbPeer).stats(); // the netlink answers are in by now (they precede the reply)
+    const addrs = JSON.parse(ip(['-j', 'addr', 'show', 'dev', 'eth0'], n1)) as { addr_info: { local: string; label?: string; nodad?: boolean }[] }[];
+    const info = addrs[0]!.addr_info;
+    assert.equal(info.find((a) => a.local === VIP4)?.label, 'eth0:vip');
+    assert.equal(info.find((a) => a.local === VIP6)?.nodad, true);
+    assert.match(ip(['route', 'show', 'table', '100'], n1), /198\.18\.7\.0\/24 via 198\.18\.0\.3 dev eth0 proto keepalived/);
+    assert.match(ip(['rule', 'show'], n1), /1000:\s+from 198\.18\.7\.0\/24 lookup 100/);
+    await peer.stop();
+    assert.deepEqual(lab.addresses('n1').filter((a) => a === VIP4 || a === VIP6), []);
+    assert.equal(ip(['route', 'show', 'table', '100'], n1).trim(), '');
+    assert.doesNotMatch(ip(['rule', 'show'], n1), /lookup 100/);
+  });
 });

@@ -147,7 +147,7 @@ describe('VRRP configuration (src/vrrp/config.ts)', () => {
 });
 
 describe('VRRP instance glue (src/vrrp/instance.ts)', () => {
-  test('becoming MASTER: advert, addresses, routes, rules, then the GARP burst, then the notification', async () => {
+  test('becoming MASTER: advert, one GARP round, addresses, routes, rules, the rest of the burst, then the notification', async () => {
     const { rec, clock, set, inst } = rig({ vrrp_instance: [instanceCfg({
       garp_master_repeat: 2,
       virtual_ipaddress: [{ address: `${VIP}/24` }, { address: '198.18.0.101' }],
@@ -161,9 +161,9 @@ describe('VRRP instance glue (src/vrrp/instance.ts)', () => {
     clock.advance(MASTER_DOWN);
     assert.deepEqual(rec.log, [
       'advert 100 to 224.0.0.18',
+      'garp 198.18.0.100', 'garp 198.18.0.101', 'na fd00::100',
       'addAddress 198.18.0.100/24', 'addAddress 198.18.0.101/32', 'addAddress fd00::100/64 nodad',
       'addRoute 198.18.5.0/24', 'addRule 10',
-      'garp 198.18.0.100', 'garp 198.18.0.101', 'na fd00::100',
       'garp 198.18.0.100', 'garp 198.18.0.101', 'na fd00::100',
       'state VI_1 MASTER',
     ]);
