@@ -12,10 +12,19 @@
  *            and dropped) and one send-only FrameSocket per interface, then starts every
  *            instance (an instance whose interface is down starts in FAULT).
  *   links    with a LinkSource (src/net/link-watch.ts's LinkWatcher), an instance follows its
- *            tracked interfaces (its own and track_interface, weight 0): one that is down or gone
- *            puts it in FAULT, all up again takes it out.
+ *            tracked interfaces through ./track.ts: its own interface (weight 0: down or gone
+ *            means FAULT) and track_interface entries (weight 0: FAULT; otherwise the effective
+ *            priority moves by the weight). Without one, the state at start is used.
+ *   notify   notify_master/_backup/_fault/_stop, notify and notify_master_rx_lower_pri scripts
+ *            of instances and sync groups, and the global notify FIFOs (./notify.ts; scripts
+ *            checked as ./script.ts does; an unsafe one is disabled with a warning, as keepalived
+ *            does).
  *   stop()   every instance to STOP: masters send priority 0 and remove their addresses, routes
- *            and rules; then the sockets are closed. Idempotent.
+ *            and rules; STOP scripts get up to 1 s; then the sockets and FIFOs are closed.
+ *            Idempotent.
+ *
+ * Not here yet: track_script (vrrp_script) and track_file, which need their definitions in the
+ * configuration and a runner for the checks (./track.ts has their pure rules).
  *
  * Events: 'state' (an instance's new state), 'group' (a sync group's), 'notifyEvent', 'log'.
  */
