@@ -16,6 +16,7 @@
  *   conntrack      LRU_HASH per-CPU lists, xlb_flow_key -> xlb_flow      (lib/ct.h)
  *   nat            LRU_HASH, xlb_flow_key (reply direction) -> xlb_nat    (lib/nat.h)
  *   nat_ports      ARRAY, bitmap of the ports NAT replies come from       (lib/nat.h)
+ *   persist        LRU_HASH per-CPU lists, xlb_persist_key -> xlb_persist (lib/persist.h)
  *   service_stats, real_stats, global_stats   PERCPU_ARRAY              (lib/stats.h)
  * Load-time setting: maglev_size (lib/maglev.h).
  *
@@ -121,6 +122,18 @@
  *     - ICMP errors look the flow up but never write (no CT counters: they
  *       count ICMP_FWD); a miss or stale entry is scheduled by Maglev with
  *       the forward direction's hash.
+ *     Persistence (services with persist_timeout != 0; xlb_persist): what
+ *     the table did not place goes to the real of the client network's
+ *     template {service, client address masked to persist_plen}, when it is
+ *     live (seen within the timeout) and its real active and not drained
+ *     (PERSIST_HIT; a whole packet refreshes it). Otherwise Maglev chooses by
+ *     the hash of the masked client address and a whole packet writes the
+ *     template (PERSIST_NEW). Fragments and ICMP errors read templates, never
+ *     write them. An established flow (CT_HIT) refreshes its template when
+ *     the flow's about-second (persist_seen in its table entry) has changed:
+ *     most of its packets pay one clock read; a missing or expired template
+ *     is written again with the flow's real. Services without persistence
+ *     pay one test of persist_timeout.
  *     Maglev: slot = hash % maglev_size in the service's table; no table,
  *     an empty slot or an inactive real: DROP_NO_REAL.
  *  7. Forwarding by the real's method: DR rewrites the Ethernet addresses;
@@ -164,10 +177,11 @@
  * one of CT_HIT/CT_MISS/CT_STALE when the table is consulted (even if it is
  * dropped afterwards); a forwarded fragment FRAGMENT_FWD, a forwarded ICMP
  * error ICMP_FWD; a translated reply NAT_REPLY; NAT state written
- * NAT_CREATED, and NAT_EXPIRED once for each expired entry met.
+ * NAT_CREATED, and NAT_EXPIRED once for each expired entry met; a new flow
+ * of a persistent service PERSIST_HIT or PERSIST_NEW.
  *
- * The NAT steps are global functions (xlb_nat_forward, xlb_nat_reply,
- * xlb_nat_icmp_forward, xlb_nat_icmp_reply): the verifier checks each once,
+ * The NAT steps and persistence are global functions (xlb_nat_forward,
+ * xlb_nat_reply, xlb_nat_icmp_forward, xlb_nat_icmp_reply, xlb_persist): the verifier checks each once,
  * on its own; inlined, every path into them multiplied their branches past
  * its budget of 1M instructions. They take offsets, not packet pointers, and
  * check the frame again. Their stack frames add to the program's: the
@@ -191,6 +205,7 @@
 #include "lib/maglev.h"
 #include "lib/ct.h"
 #include "lib/nat.h"
+#include "lib/persist.h"
 #include "lib/stats.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -252,6 +267,8 @@ struct xlb_pkt {
 	__u32 l4_off;             /* KIND_FLOW: offset of the TCP/UDP header, checked (what NAT rewrites) */
 	__u32 svc_id;
 	__u32 svc_flags;
+	__u32 persist_timeout;    /* the service's, seconds; 0 = not persistent */
+	__u8  persist_plen;
 	__u8  kind;               /* XLB_KIND_* */
 	__u8  all_ports;          /* the service matched is an all-ports one */
 	__u8  syn_only;           /* TCP SYN without ACK */
@@ -533,6 +550,112 @@ __noinline int xlb_nat_icmp_forward(struct xdp_md *ctx, struct xlb_nat_req *req,
 	return 0;
 }
 
+/* What xlb_persist is asked to do. */
+#define XLB_PERSIST_PICK    0 /* a new flow: the template's real, else Maglev and a new template */
+#define XLB_PERSIST_PICK_RO 1 /* a fragment or ICMP error: the same choice, nothing written */
+#define XLB_PERSIST_TOUCH   2 /* an established flow on real_id: keep its template alive */
+
+struct xlb_persist_req {
+	__u32 svc_id;
+	__u32 timeout;            /* seconds, > 0 */
+	__u32 real_id;            /* TOUCH: the flow's real */
+	__u8  plen;
+	__u8  mode;               /* XLB_PERSIST_* */
+	__u8  pad[2];
+};
+
+/* The template's real if it may take a new flow: active and not drained. */
+static __always_inline __u32 xlb_persist_usable(const struct xlb_persist *t)
+{
+	__u32 real_id = t->real_id;
+	struct xlb_real *r = xlb_real_get(real_id);
+
+	if (!r || (r->flags & XLB_REAL_F_DRAINED))
+		return XLB_ID_NONE;
+	return real_id;
+}
+
+/*
+ * Step 6 for a persistent service (persist_timeout != 0). The template key is
+ * {service, family, client address masked to the prefix length}.
+ *  PICK: a live template whose real is active and not drained gives the real
+ *    (PERSIST_HIT) and is refreshed. Otherwise Maglev chooses, by the hash of
+ *    the masked client address (so the members of a client network agree even
+ *    without a template, and fragments agree with whole packets), and the
+ *    template is written (PERSIST_NEW): created with BPF_NOEXIST, so that when
+ *    two CPUs race on a client's first flows the second one takes the first
+ *    one's template instead of overwriting it.
+ *  PICK_RO: the same choice, no write, no counter.
+ *  TOUCH: the template is refreshed at most once a second while it is the
+ *    flow's real's; a missing or expired one is written again with the flow's
+ *    real; a live one of another real (the client has moved on) is left alone.
+ * Returns the real id (PICK, PICK_RO; 0: none) or 0 (TOUCH). Global, like
+ * xlb_nat_forward: its frame does not add to the NAT functions'.
+ */
+__noinline __u32 xlb_persist(struct xlb_persist_req *req, const struct xlb_flow_key *key)
+{
+	struct xlb_persist_key pk = {};
+	struct xlb_flow_key mk = {};
+	struct xlb_persist *t, v = {};
+	__u32 real_id, timeout;
+	__u64 now;
+
+	if (!req || !key)
+		return XLB_ID_NONE;
+	timeout = req->timeout;
+	pk.service_id = req->svc_id;
+	pk.family = key->family;
+	__builtin_memcpy(pk.addr, key->saddr, 16);
+	xlb_persist_mask(pk.addr, req->plen);
+	now = bpf_ktime_get_coarse_ns();
+
+	t = bpf_map_lookup_elem(&persist, &pk);
+	if (req->mode == XLB_PERSIST_TOUCH) {
+		if (t && xlb_persist_live(t, timeout, now)) {
+			if (t->real_id == req->real_id && (__s64)(now - t->last) >= (__s64)XLB_PERSIST_TOUCH_NS)
+				t->last = now;
+			return XLB_ID_NONE;
+		}
+		v.last = now;
+		v.real_id = req->real_id;
+		bpf_map_update_elem(&persist, &pk, &v, BPF_ANY);
+		return XLB_ID_NONE;
+	}
+	if (t && xlb_persist_live(t, timeout, now)) {
+		real_id = xlb_persist_usable(t);
+		if (real_id) {
+			if (req->mode == XLB_PERSIST_PICK) {
+				t->last = now;
+				xlb_count(XLB_CNT_PERSIST_HIT);
+			}
+			return real_id;
+		}
+	}
+	/* no usable template: Maglev by the masked client address */
+	__builtin_memcpy(mk.saddr, pk.addr, 16);
+	mk.family = key->family;
+	real_id = xlb_maglev_pick(req->svc_id, xlb_flow_hash(&mk, XLB_HASH_SRC));
+	if (req->mode != XLB_PERSIST_PICK || !xlb_real_get(real_id))
+		return real_id;
+	v.last = now;
+	v.real_id = real_id;
+	if (!bpf_map_update_elem(&persist, &pk, &v, t ? BPF_ANY : BPF_NOEXIST)) {
+		xlb_count(XLB_CNT_PERSIST_NEW);
+		return real_id;
+	}
+	/* another CPU wrote this client's template meanwhile: follow it if it is usable */
+	t = bpf_map_lookup_elem(&persist, &pk);
+	if (t && xlb_persist_live(t, timeout, now)) {
+		__u32 theirs = xlb_persist_usable(t);
+
+		if (theirs) {
+			xlb_count(XLB_CNT_PERSIST_HIT);
+			return theirs;
+		}
+	}
+	return real_id;
+}
+
 /*
  * Steps 6-8 of the header comment: choose the real, rewrite the frame toward
  * it, account, return the verdict.
@@ -542,6 +665,7 @@ static __always_inline int xlb_balance(struct xdp_md *ctx, struct xlb_pkt *p, __
 	int hashed_kind = -1, tun_kind, sched_kind;
 	int use_ct, store = 0, ret;
 	__be16 ct_port = 0, nat_port = 0;
+	struct xlb_flow *f = NULL;
 	struct xlb_real *real = NULL;
 	struct xlb_config *cfg;
 	__u32 real_id = XLB_ID_NONE;
@@ -557,7 +681,7 @@ static __always_inline int xlb_balance(struct xdp_md *ctx, struct xlb_pkt *p, __
 
 		/* a SYN opens a new connection: a miss without looking */
 		if (!(p->kind == XLB_KIND_FLOW && p->syn_only)) {
-			struct xlb_flow *f = xlb_ct_lookup(&p->key);
+			f = xlb_ct_lookup(&p->key);
 
 			if (f) {
 				counter = XLB_CNT_CT_STALE;
@@ -575,7 +699,35 @@ static __always_inline int xlb_balance(struct xdp_md *ctx, struct xlb_pkt *p, __
 			xlb_count(counter);
 	}
 
-	/* Maglev, for everything the table did not place */
+	/* persistence: the client network's template; an established flow refreshes
+	 * it when the flow's second (persist_seen) has changed, so that most of its
+	 * packets pay one clock read and no template lookup */
+	if (p->persist_timeout) {
+		struct xlb_persist_req preq = {
+			.svc_id = p->svc_id,
+			.timeout = p->persist_timeout,
+			.real_id = real_id,
+			.plen = p->persist_plen,
+			.mode = real ? XLB_PERSIST_TOUCH : p->kind == XLB_KIND_FLOW ? XLB_PERSIST_PICK : XLB_PERSIST_PICK_RO,
+		};
+
+		if (!real) {
+			real_id = xlb_persist(&preq, &p->key);
+			real = xlb_real_get(real_id);
+			if (!real)
+				return xlb_verdict(cnt, XLB_CNT_DROP_NO_REAL, XDP_DROP);
+			store = use_ct && p->kind == XLB_KIND_FLOW;
+		} else if (f && p->kind == XLB_KIND_FLOW) {
+			__u16 now_s = bpf_ktime_get_coarse_ns() >> 30;
+
+			if (f->persist_seen != now_s) {
+				f->persist_seen = now_s;
+				xlb_persist(&preq, &p->key);
+			}
+		}
+	}
+
+	/* Maglev, for everything the table (or a template) did not place */
 	if (!real) {
 		hash = xlb_flow_hash(&p->key, sched_kind);
 		hashed_kind = sched_kind;
@@ -982,6 +1134,8 @@ static __always_inline int xlb_handle(struct xdp_md *ctx, __u32 *cnt)
 
 	p.svc_id = svc->id;
 	p.svc_flags = svc->flags;
+	p.persist_timeout = svc->persist_timeout;
+	p.persist_plen = svc->persist_plen;
 	return xlb_balance(ctx, &p, cnt);
 }
 

@@ -23,6 +23,7 @@
 #define XLB_MAGLEV_SIZE_DEFAULT 65537     /* slots per service table; must be prime */
 #define XLB_CT_SIZE_DEFAULT     1048576   /* connection table entries */
 #define XLB_NAT_SIZE_DEFAULT    1048576   /* NAT state entries (one per NAT or full-NAT connection) */
+#define XLB_PERSIST_SIZE_DEFAULT 262144   /* persistence templates (one per persistent service x client net) */
 
 /* Service and real ids are indices; 0 is never allocated so that an all-zero
  * map value means "nothing here". */
@@ -51,16 +52,23 @@ struct xlb_vip_key {
 };
 
 /* service flags */
-#define XLB_SVC_F_HASH_SRC_ONLY (1U << 0) /* hash the client address only (persistence, sh) */
+#define XLB_SVC_F_HASH_SRC_ONLY (1U << 0) /* hash the client address only (IPVS sh) */
 #define XLB_SVC_F_OPS           (1U << 1) /* one-packet scheduling: no connection table */
 
 struct xlb_service {
 	__u32 id;        /* index into maglev_tables and service_stats; never 0 */
 	__u32 flags;     /* XLB_SVC_F_* */
+	__u32 persist_timeout; /* IPVS persistence_timeout in seconds; 0 = not persistent */
+	__u8  persist_plen;    /* persistence_granularity as a prefix length of the client
+				* address (1..32 IPv4, 1..128 IPv6); used when persist_timeout != 0 */
+	__u8  pad[3];
 };
 
 /* ---- real server, indexed by real id (one id per service x real) ---- */
-#define XLB_REAL_F_ACTIVE (1U << 0) /* entry in use; cleared when the real is removed */
+#define XLB_REAL_F_ACTIVE  (1U << 0) /* entry in use; cleared when the real is removed */
+#define XLB_REAL_F_DRAINED (1U << 1) /* weight 0: keeps its connections, but a persistence
+				      * template no longer sends new ones to it; the only
+				      * bit the control plane changes in place (one byte) */
 
 struct xlb_real {
 	__u8  addr[16];  /* real's address: TUN outer destination, NAT new destination */
@@ -89,7 +97,8 @@ struct xlb_flow {
 	__u32 real_id;
 	__u32 service_id;
 	__u16 nat_port;  /* full-NAT: the source port chosen for the flow, network order; else 0 */
-	__u8  pad[2];
+	__u16 persist_seen; /* persistent services: the low 16 bits of bpf_ktime_get_coarse_ns() >> 30
+			     * (about seconds) when the flow last refreshed its template; 0 when new */
 };
 
 /* ---- NAT state (LRU hash), keyed by the reply direction ----
@@ -131,6 +140,28 @@ struct xlb_nat {
 	__u8  pad[2];
 };
 
+/* ---- persistence templates (LRU hash, per-CPU LRU lists) ----
+ *
+ * IPVS persistence: a client network (the client address masked to the
+ * service's persist_plen) keeps going to one real for every new connection
+ * to the service while it keeps coming within persist_timeout. Key: the
+ * service and the masked client; value: the real and when the client was
+ * last seen (refreshed by its new connections, and at most once a second by
+ * its established ones).
+ */
+struct xlb_persist_key {
+	__u32 service_id;
+	__u8  family;    /* enum xlb_family */
+	__u8  pad[3];
+	__u8  addr[16];  /* the client address, masked */
+};
+
+struct xlb_persist {
+	__u64 last;      /* bpf_ktime_get_coarse_ns() (CLOCK_MONOTONIC) when last seen */
+	__u32 real_id;
+	__u8  pad[4];
+};
+
 /* ---- statistics (per-CPU arrays; the control plane sums the CPUs) ---- */
 struct xlb_stats {
 	__u64 packets;
@@ -162,6 +193,8 @@ enum xlb_counter {
 	XLB_CNT_NAT_EXPIRED,         /* an expired NAT entry was met (and treated as absent) */
 	XLB_CNT_NAT_REPLY,           /* a real's reply translated back and sent toward the client */
 	XLB_CNT_NAT_ICMP,            /* an ICMP error about a NAT flow translated (either direction) */
+	XLB_CNT_PERSIST_HIT,         /* a new flow of a persistent service sent to its client's template real */
+	XLB_CNT_PERSIST_NEW,         /* a template written: none, expired, or its real gone or drained */
 	XLB_CNT_MAX,
 };
 

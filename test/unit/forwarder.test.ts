@@ -10,7 +10,7 @@ import {
 } from '../../src/datapath/bpf/index.ts';
 import { XdpForwarder, type ForwarderMaps, type RealSpec, type ServiceSpec } from '../../src/datapath/xdp/forwarder.ts';
 import {
-  XLB_CFG_F_NAT, XLB_CNT_MAX, XLB_NAT_F_CLOSING, XLB_NAT_F_FULL, XLB_NAT_PORT_WORDS, XLB_REAL_F_ACTIVE, XlbConfig, XlbFlow, XlbFlowKey, XlbNat, XlbReal,
+  XLB_CFG_F_NAT, XLB_CNT_MAX, XLB_NAT_F_CLOSING, XLB_NAT_F_FULL, XLB_NAT_PORT_WORDS, XLB_REAL_F_ACTIVE, XLB_REAL_F_DRAINED, XlbConfig, XlbFlow, XlbFlowKey, XlbNat, XlbPersist, XlbPersistKey, XlbReal,
   XlbService, XlbStats, XlbVipKey, decode, encode,
 } from '../../src/datapath/xdp/abi.ts';
 import { addrBytes, macBytes, portField } from '../../src/datapath/xdp/net.ts';
@@ -38,6 +38,7 @@ function rig() {
     conntrack: new FakeMap({ type: BPF_MAP_TYPE_LRU_HASH, keySize: XlbFlowKey.size, valueSize: XlbFlow.size, maxEntries: 64 }),
     nat: new FakeMap({ type: BPF_MAP_TYPE_LRU_HASH, keySize: XlbFlowKey.size, valueSize: XlbNat.size, maxEntries: 64 }),
     natPorts: record('natPorts', new FakeMap({ type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 8, maxEntries: XLB_NAT_PORT_WORDS })),
+    persist: new FakeMap({ type: BPF_MAP_TYPE_LRU_HASH, keySize: XlbPersistKey.size, valueSize: XlbPersist.size, maxEntries: 64 }),
     serviceStats: new FakeMap({ type: BPF_MAP_TYPE_PERCPU_ARRAY, keySize: 4, valueSize: XlbStats.size, maxEntries: 16, cpus: 2 }),
     realStats: new FakeMap({ type: BPF_MAP_TYPE_PERCPU_ARRAY, keySize: 4, valueSize: XlbStats.size, maxEntries: 64, cpus: 2 }),
     globalStats: new FakeMap({ type: BPF_MAP_TYPE_PERCPU_ARRAY, keySize: 4, valueSize: 8, maxEntries: XLB_CNT_MAX, cpus: 2 }),
@@ -99,12 +100,46 @@ test('unchanged reals keep their ids; a changed MAC gets a new id; removed reals
   assert.equal(real(1).flags, XLB_REAL_F_ACTIVE);
 });
 
-test('a drained real (weight 0) stays active but has no slots', () => {
+test('a drained real (weight 0) stays active with its id, is flagged drained in place, and has no slots', () => {
   const { fw, tableOf, real } = rig();
   fw.setService(svc, [r(1), r(2)]);
-  fw.setService(svc, [r(1, 0), r(2)]);
-  assert.equal(real(1).flags, XLB_REAL_F_ACTIVE);
+  const { realIds } = fw.setService(svc, [r(1, 0), r(2)]);
+  assert.equal(realIds.get('198.18.1.1'), 1);
+  assert.equal(real(1).flags, XLB_REAL_F_ACTIVE | XLB_REAL_F_DRAINED);
   assert.ok(tableOf(1).every((id) => id === 2));
+  // back to a weight: the same id, the flag cleared
+  const back = fw.setService(svc, [r(1, 2), r(2)]);
+  assert.equal(back.realIds.get('198.18.1.1'), 1);
+  assert.equal(real(1).flags, XLB_REAL_F_ACTIVE);
+  // a new real of weight 0 is written drained from the start
+  const added = fw.setService(svc, [r(1, 2), r(2), r(3, 0)]);
+  assert.equal(real(added.realIds.get('198.18.1.3')!).flags, XLB_REAL_F_ACTIVE | XLB_REAL_F_DRAINED);
+});
+
+test('persistence: timeout and prefix length in the service entry, checked', () => {
+  const { fw, maps } = rig();
+  const key = (port: number) => {
+    const k = Buffer.alloc(XlbVipKey.size);
+    addrBytes(svc.address).copy(k, 0);
+    k.writeUInt16LE(portField(port), 16);
+    k[18] = 6;
+    k[19] = 4;
+    return k;
+  };
+  fw.setService({ ...svc, persistence: { timeout: 300, granularity: 24 } }, [r(1)]);
+  let e = decode(XlbService, maps.services.lookup(key(80))!);
+  assert.equal(e.persist_timeout, 300);
+  assert.equal(e.persist_plen, 24);
+  fw.setService({ ...svc, persistence: { timeout: 60 } }, [r(1)]);
+  e = decode(XlbService, maps.services.lookup(key(80))!);
+  assert.deepEqual([e.persist_timeout, e.persist_plen], [60, 32]);
+  fw.setService(svc, [r(1)]);
+  e = decode(XlbService, maps.services.lookup(key(80))!);
+  assert.deepEqual([e.persist_timeout, e.persist_plen], [0, 0]);
+  assert.throws(() => fw.setService({ ...svc, persistence: { timeout: 0 } }, [r(1)]), /persistence timeout 0 is not/);
+  assert.throws(() => fw.setService({ ...svc, persistence: { timeout: 1.5 } }, [r(1)]), /persistence timeout 1.5 is not/);
+  assert.throws(() => fw.setService({ ...svc, persistence: { timeout: 10, granularity: 33 } }, [r(1)]), /granularity \/33 is not a prefix length in 1..32/);
+  assert.throws(() => fw.setService({ address: 'fd00::1', port: 80, protocol: 'tcp', persistence: { timeout: 10, granularity: 0 } }, []), /in 1..128/);
 });
 
 test('freed ids are reused last: first freed, first reused, only after fresh ones run out', () => {

@@ -56,6 +56,7 @@ export const XLB_MAX_REALS = 131072;
 export const XLB_MAGLEV_SIZE_DEFAULT = 65537;
 export const XLB_CT_SIZE_DEFAULT = 1048576;
 export const XLB_NAT_SIZE_DEFAULT = 1048576;
+export const XLB_PERSIST_SIZE_DEFAULT = 262144;
 export const XLB_ID_NONE = 0;
 
 // ---- enums ----
@@ -86,6 +87,8 @@ export const XLB_COUNTERS = [
   'XLB_CNT_NAT_EXPIRED',
   'XLB_CNT_NAT_REPLY',
   'XLB_CNT_NAT_ICMP',
+  'XLB_CNT_PERSIST_HIT',
+  'XLB_CNT_PERSIST_NEW',
 ] as const;
 export const XLB_CNT_MAX = XLB_COUNTERS.length;
 
@@ -93,6 +96,7 @@ export const XLB_CNT_MAX = XLB_COUNTERS.length;
 export const XLB_SVC_F_HASH_SRC_ONLY = 1 << 0;
 export const XLB_SVC_F_OPS = 1 << 1;
 export const XLB_REAL_F_ACTIVE = 1 << 0;
+export const XLB_REAL_F_DRAINED = 1 << 1;
 export const XLB_NAT_F_FULL = 1 << 0;
 export const XLB_NAT_F_CLOSING = 1 << 1;
 export const XLB_CFG_F_NAT = 1 << 0;
@@ -107,7 +111,9 @@ export const XLB_NAT_PORT_TRIES = 8;
 
 // ---- structs ----
 export const XlbVipKey = defineStruct('xlb_vip_key', [bytes('addr', 16), u16('port'), u8('proto'), u8('family')]);
-export const XlbService = defineStruct('xlb_service', [u32('id'), u32('flags')]);
+export const XlbService = defineStruct('xlb_service', [
+  u32('id'), u32('flags'), u32('persist_timeout'), u8('persist_plen'), bytes('pad', 3),
+]);
 export const XlbReal = defineStruct('xlb_real', [
   bytes('addr', 16), bytes('dmac', 6), bytes('smac', 6), u32('ifindex'), u8('family'), u8('method'), u16('flags'),
   u16('port'), bytes('pad', 2),
@@ -115,11 +121,13 @@ export const XlbReal = defineStruct('xlb_real', [
 export const XlbFlowKey = defineStruct('xlb_flow_key', [
   bytes('saddr', 16), bytes('daddr', 16), u16('sport'), u16('dport'), u8('proto'), u8('family'), bytes('pad', 2),
 ]);
-export const XlbFlow = defineStruct('xlb_flow', [u32('real_id'), u32('service_id'), u16('nat_port'), bytes('pad', 2)]);
+export const XlbFlow = defineStruct('xlb_flow', [u32('real_id'), u32('service_id'), u16('nat_port'), u16('persist_seen')]);
 export const XlbNat = defineStruct('xlb_nat', [
   u64('last'), bytes('vaddr', 16), bytes('caddr', 16), u16('vport'), u16('cport'), bytes('dmac', 6), bytes('smac', 6),
   u32('ifindex'), u16('flags'), bytes('pad', 2),
 ]);
+export const XlbPersistKey = defineStruct('xlb_persist_key', [u32('service_id'), u8('family'), bytes('pad', 3), bytes('addr', 16)]);
+export const XlbPersist = defineStruct('xlb_persist', [u64('last'), u32('real_id'), bytes('pad', 4)]);
 export const XlbStats = defineStruct('xlb_stats', [u64('packets'), u64('bytes'), u64('conns')]);
 export const XlbConfig = defineStruct('xlb_config', [
   bytes('tun_src4', 4), bytes('tun_src6', 16), u8('tun_src4_bits'), u8('tun_src6_bits'), u8('tun_ttl'), u8('pad'),
@@ -127,7 +135,9 @@ export const XlbConfig = defineStruct('xlb_config', [
   u32('nat_tcp_timeout'), u32('nat_tcp_fin_timeout'), u32('nat_udp_timeout'),
 ]);
 
-export const ABI_STRUCTS: readonly StructLayout[] = [XlbVipKey, XlbService, XlbReal, XlbFlowKey, XlbFlow, XlbNat, XlbStats, XlbConfig];
+export const ABI_STRUCTS: readonly StructLayout[] = [
+  XlbVipKey, XlbService, XlbReal, XlbFlowKey, XlbFlow, XlbNat, XlbPersistKey, XlbPersist, XlbStats, XlbConfig,
+];
 
 /**
  * Field values for encode/decode. Multi-byte integers are in host order (little-endian on

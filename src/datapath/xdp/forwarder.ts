@@ -4,7 +4,9 @@
  *
  * Consistency rules, so that no packet sees a half-written state:
  *  - a real's map entry is written once, before any table refers to it, and never changed
- *    while in use: a change of MAC, method or interface gives the real a new id;
+ *    while in use: a change of MAC, method or interface gives the real a new id. The one
+ *    exception is the drained flag (weight 0), a single byte rewritten in place: a packet sees
+ *    it set or clear, and only persistence templates read it;
  *  - a service's Maglev table is a new inner map, filled completely, then swapped into the
  *    outer map with one update;
  *  - a service entry is inserted only after its table is in place, and deleted first;
@@ -18,6 +20,14 @@
  *    ports NAT replies come from): a service's new ports are added before its reals are written,
  *    ports no longer used removed after; only changed words are written (each one 8-byte store).
  *
+ * Persistence (IPVS persistence_timeout / persistence_granularity; ServiceSpec.persistence):
+ * the program keeps a template per {service, client address masked to the granularity} naming
+ * the real the client network was sent to; while it is live (seen within the timeout) every new
+ * connection of the client network goes to that real, whatever happens to the set of reals,
+ * unless the real was removed or drained (weight 0: IPVS with expire_quiescent_template=1).
+ * Without a usable template Maglev chooses by the masked client address. The control plane
+ * writes no templates; persistList/clearPersist read and clear them.
+ *
  * NAT and full-NAT (IPVS "masquerade", and full-NAT as the FNAT patches have it): the program
  * rewrites the destination to the real's address and port (full-NAT: also the source, to
  * natSrc4/natSrc6 and a port it chooses) and keeps per-connection state, keyed by what the real
@@ -27,8 +37,9 @@
  */
 import {
   XLB_CFG_F_NAT, XLB_COUNTERS, XLB_CT_SIZE_DEFAULT, XLB_MAGLEV_SIZE_DEFAULT, XLB_MAX_REALS, XLB_MAX_SERVICES,
-  XLB_NAT_F_CLOSING, XLB_NAT_F_FULL, XLB_NAT_PORT_WORDS, XLB_NAT_SIZE_DEFAULT, XLB_REAL_F_ACTIVE, XLB_SVC_F_HASH_SRC_ONLY, XLB_SVC_F_OPS,
-  XlbConfig, XlbFlowKey, XlbMethod, XlbNat, XlbReal, XlbService, XlbStats, XlbVipKey, decode, encode,
+  XLB_NAT_F_CLOSING, XLB_NAT_F_FULL, XLB_NAT_PORT_WORDS, XLB_NAT_SIZE_DEFAULT, XLB_PERSIST_SIZE_DEFAULT, XLB_REAL_F_ACTIVE,
+  XLB_REAL_F_DRAINED, XLB_SVC_F_HASH_SRC_ONLY, XLB_SVC_F_OPS,
+  XlbConfig, XlbFlowKey, XlbMethod, XlbNat, XlbPersist, XlbPersistKey, XlbReal, XlbService, XlbStats, XlbVipKey, decode, encode,
 } from './abi.ts';
 import { buildMaglevTable, isPrime } from './maglev.ts';
 import { addrBytes, addrText, familyOf, macBytes, macText, portField, type Family } from './net.ts';
@@ -43,10 +54,18 @@ export interface ServiceSpec {
   address: string;
   port: number;          // 0 = all ports
   protocol: Protocol;
-  /** Hash on the client address only (persistence, IPVS sh). */
+  /** Hash on the client address only (IPVS sh). */
   hashSourceOnly?: boolean;
   /** One-packet scheduling (UDP): every packet scheduled, no connection table. */
   ops?: boolean;
+  /** IPVS persistence: timeout in seconds (1..2^32-1); granularity, the prefix length of the
+   *  client address that identifies a client (1..32 / 1..128, default the whole address). */
+  persistence?: Persistence;
+}
+
+export interface Persistence {
+  timeout: number;
+  granularity?: number;
 }
 
 export interface RealSpec {
@@ -69,6 +88,8 @@ export interface ForwarderOptions {
   maxReals?: number;
   /** NAT state entries (one per NAT or full-NAT connection) */
   natSize?: number;
+  /** persistence templates (one per persistent service and client network) */
+  persistSize?: number;
 }
 
 /** NAT state timeouts in seconds; IPVS's defaults (ipvsadm --set tcp tcpfin udp). */
@@ -121,6 +142,17 @@ export interface NatEntry {
   last: bigint;
 }
 
+/** One persistence template, as persistList() reports it. */
+export interface PersistEntry {
+  /** the service id (ServiceState's, as setService returns it) */
+  serviceId: number;
+  /** the client network: the masked address */
+  client: string;
+  realId: number;
+  /** CLOCK_MONOTONIC nanoseconds when last seen (process.hrtime.bigint() reads the same clock) */
+  last: bigint;
+}
+
 export interface Stats { packets: bigint; bytes: bigint; conns: bigint }
 
 export interface TestRunResult { verdict: number; packet: Buffer; duration: number }
@@ -141,7 +173,7 @@ export const COUNTER_NAMES = XLB_COUNTERS.map((c) => c.slice('XLB_CNT_'.length).
 interface RealState {
   id: number;
   spec: RealSpec;
-  /** the bytes written to the reals map: a change means a new id */
+  /** the bytes written to the reals map but the drained flag: a change means a new id */
   entry: Buffer;
 }
 
@@ -172,7 +204,7 @@ export function serviceKey(s: ServiceSpec): string {
 /** The program's maps, by role. */
 export interface ForwarderMaps {
   services: MapLike; maglev: MapLike; reals: MapLike; conntrack: MapLike; nat: MapLike; natPorts: MapLike;
-  serviceStats: MapLike; realStats: MapLike; globalStats: MapLike; config: MapLike;
+  persist: MapLike; serviceStats: MapLike; realStats: MapLike; globalStats: MapLike; config: MapLike;
 }
 
 /** Makes an inner Maglev table map; the outer map gets its fd. */
@@ -249,6 +281,7 @@ export class XdpForwarder {
       obj.setMapMaxEntries('real_stats', maxReals);
       obj.setMapMaxEntries('conntrack', options.ctSize ?? XLB_CT_SIZE_DEFAULT);
       obj.setMapMaxEntries('nat', options.natSize ?? XLB_NAT_SIZE_DEFAULT);
+      obj.setMapMaxEntries('persist', options.persistSize ?? XLB_PERSIST_SIZE_DEFAULT);
       obj.load();
       return {
         object: obj,
@@ -260,6 +293,7 @@ export class XdpForwarder {
           conntrack: obj.map('conntrack'),
           nat: obj.map('nat'),
           natPorts: obj.map('nat_ports'),
+          persist: obj.map('persist'),
           serviceStats: obj.map('service_stats'),
           realStats: obj.map('real_stats'),
           globalStats: obj.map('global_stats'),
@@ -335,15 +369,17 @@ export class XdpForwarder {
     const newReals = new Map<string, RealState>();
     const retired: RealState[] = [];
     try {
-      // 1. real entries: reuse an id only when its entry is byte-identical
+      // 1. real entries: reuse an id only when its entry is byte-identical (the drained flag
+      //    aside, which is rewritten in place when it changes)
       for (const r of reals) {
         const entry = entries.get(r.address)!;
         const old = svc.reals.get(r.address);
         if (old && old.entry.equals(entry)) {
+          if ((old.spec.weight === 0) !== (r.weight === 0)) this.maps.reals.update(u32(old.id), withDrained(entry, r));
           newReals.set(r.address, { ...old, spec: r });
         } else {
           const id = this.realIds.take();
-          this.maps.reals.update(u32(id), entry);
+          this.maps.reals.update(u32(id), withDrained(entry, r));
           newReals.set(r.address, { id, spec: r, entry });
         }
       }
@@ -466,6 +502,27 @@ export class XdpForwarder {
     for (const k of keys) this.maps.nat.delete(k);
   }
 
+  /** The persistence templates, decoded (walks the map: for tests and status). */
+  persistList(): PersistEntry[] {
+    const out: PersistEntry[] = [];
+    for (const [k, v] of this.maps.persist.entries()) {
+      const key = decode(XlbPersistKey, k);
+      const val = decode(XlbPersist, v);
+      out.push({
+        serviceId: key.service_id as number,
+        client: addrText(key.addr as Buffer, key.family as Family),
+        realId: val.real_id as number,
+        last: val.last as bigint,
+      });
+    }
+    return out;
+  }
+
+  clearPersist(): void {
+    const keys = [...this.maps.persist.keys()];
+    for (const k of keys) this.maps.persist.delete(k);
+  }
+
   /** Run the program once on a frame (BPF_PROG_TEST_RUN). */
   testRun(frame: Buffer, opts: { ingressIfindex?: number; repeat?: number } = {}): TestRunResult {
     const ctx = opts.ingressIfindex === undefined ? undefined : xdpTestContext(frame.length, opts.ingressIfindex);
@@ -548,6 +605,17 @@ function checkService(spec: ServiceSpec): Family {
   if (!(spec.protocol in PROTO_NUMBER)) throw new Error(`service protocol '${spec.protocol}' is not tcp or udp`);
   portField(spec.port);
   if (spec.ops && spec.protocol !== 'udp') throw new Error('one-packet scheduling (ops) is for UDP services only');
+  const p = spec.persistence;
+  if (p) {
+    if (!Number.isInteger(p.timeout) || p.timeout < 1 || p.timeout > 0xffffffff) {
+      throw new Error(`service ${serviceKey(spec)}: persistence timeout ${p.timeout} is not a whole number of seconds in 1..4294967295`);
+    }
+    const max = family === 4 ? 32 : 128;
+    const g = p.granularity ?? max;
+    if (!Number.isInteger(g) || g < 1 || g > max) {
+      throw new Error(`service ${serviceKey(spec)}: persistence granularity /${g} is not a prefix length in 1..${max}`);
+    }
+  }
   return family;
 }
 
@@ -563,7 +631,19 @@ function vipKey(address: string, port: number, proto: number): Buffer {
 
 function serviceEntry(id: number, s: ServiceSpec): Buffer {
   const flags = (s.hashSourceOnly ? XLB_SVC_F_HASH_SRC_ONLY : 0) | (s.ops ? XLB_SVC_F_OPS : 0);
-  return encode(XlbService, { id, flags });
+  const p = s.persistence;
+  return encode(XlbService, {
+    id, flags, persist_timeout: p?.timeout ?? 0, persist_plen: p ? p.granularity ?? (familyOf(s.address) === 4 ? 32 : 128) : 0,
+  });
+}
+
+/** The entry as written: the drained flag set for a real of weight 0. */
+function withDrained(entry: Buffer, r: RealSpec): Buffer {
+  if (r.weight !== 0) return entry;
+  const out = Buffer.from(entry);
+  const f = XlbReal.fields.find((x) => x.name === 'flags')!;
+  out.writeUInt16LE(out.readUInt16LE(f.offset) | XLB_REAL_F_DRAINED, f.offset);
+  return out;
 }
 
 function realEntry(r: RealSpec, service: ServiceSpec): Buffer {
