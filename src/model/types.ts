@@ -15,7 +15,7 @@
  *     sorry_server 198.18.1.9 80                   sorry_server: { pos, address: '198.18.1.9', port: 80 },
  *     real_server 198.18.1.1 80 {                  real_server: [{ pos, address: '198.18.1.1', port: 80,
  *       weight 3                                     weight: 3,
- *       TCP_CHECK { connect_timeout 3 }              checkers: [{ pos, kind: 'TCP_CHECK', config: <src/health's> }] }],
+ *       TCP_CHECK { connect_timeout 3 }              checkers: [{ pos, kind: 'TCP_CHECK', config: { connect_timeout: 3 } }] }],
  *     }                                            at: { lb_algo: <pos of the lb_algo line>, ... } }
  *   }
  *
@@ -27,6 +27,8 @@
  * position of each keyword that was written, so that a message about one value (e.g. "lb_algo lc is
  * approximated") points at that value's line. Messages fall back to the object's `pos`.
  */
+
+import type { AnyCheckerConfig, TimingDefaults } from '../health/types.ts';
 
 /** A place in a configuration file; line and col count from 1. */
 export interface SourcePos {
@@ -59,31 +61,16 @@ export type Protocol = (typeof PROTOCOLS)[number];
 export const SCHED_FLAGS = ['hashed', 'flag-1', 'flag-2', 'flag-3', 'sh-port', 'sh-fallback', 'mh-port', 'mh-fallback'] as const;
 export type SchedFlag = (typeof SCHED_FLAGS)[number];
 
-/** Checker blocks of a real_server. */
-export const CHECKER_KINDS = [
-  'TCP_CHECK', 'HTTP_GET', 'SSL_GET', 'UDP_CHECK', 'PING_CHECK', 'DNS_CHECK', 'SMTP_CHECK', 'MISC_CHECK', 'FILE_CHECK', 'BFD_CHECK',
-] as const;
-export type CheckerKind = (typeof CHECKER_KINDS)[number];
-
 /**
- * One checker block. `config` is the checker's own settings as src/health defines them (opaque
- * to the model: the reconciler sees only health events keyed by virtual and real server).
+ * One checker block: its keyword and config as src/health/types.ts defines them (the kinds xlb
+ * runs are health's CHECKER_KINDS; keepalived's BFD_CHECK is not one), and its position. Opaque
+ * to the model: the reconciler sees only health events keyed by virtual and real server.
  */
-export interface CheckerConfig<C = unknown> {
-  pos: SourcePos;
-  kind: CheckerKind;
-  config: C;
-}
+export type CheckerConfig = AnyCheckerConfig & { pos: SourcePos };
 
-/** Checker settings a virtual_server or real_server gives as defaults to its checkers (seconds). */
-export interface CheckerDefaults {
-  delay_loop?: number;
-  connect_timeout?: number;
-  /** retry (nb_get_retry): attempts before a real is declared down */
-  retry?: number;
-  delay_before_retry?: number;
-  warmup?: number;
-}
+/** Checker settings (delay_loop, connect_timeout, retry, delay_before_retry, warmup; seconds) a
+ *  virtual_server or real_server gives its checkers as defaults: src/health's TimingDefaults. */
+export type CheckerDefaults = TimingDefaults;
 
 /**
  * A notify script: the command line as written between the quotes (split like keepalived does by
