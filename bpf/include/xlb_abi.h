@@ -64,6 +64,14 @@ struct xlb_service {
 	__u8  pad[3];
 };
 
+/* vip_filter: ARRAY of XLB_VIP_FILTER_WORDS __u64 words, a bitmap in which
+ * the bit of every VIP address is set (and perhaps others: a set bit only
+ * says "look the address up"; a clear one "no VIP"). The bit of an address,
+ * in the 16-byte form of struct xlb_vip_key (family not included): x = the
+ * xor of its four 32-bit words read in host byte order (little-endian on
+ * x86), b = (x ^ (x >> 16)) & 0xffff; bit (b & 63) of word (b >> 6). */
+#define XLB_VIP_FILTER_WORDS 1024
+
 /* ---- real server, indexed by real id (one id per service x real) ---- */
 #define XLB_REAL_F_ACTIVE  (1U << 0) /* entry in use; cleared when the real is removed */
 #define XLB_REAL_F_DRAINED (1U << 1) /* weight 0: keeps its connections, but a persistence

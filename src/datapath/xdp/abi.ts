@@ -101,6 +101,9 @@ export const XLB_NAT_F_FULL = 1 << 0;
 export const XLB_NAT_F_CLOSING = 1 << 1;
 export const XLB_CFG_F_NAT = 1 << 0;
 
+// ---- the vip_filter bitmap: the bit of an address, xlb_abi.h ----
+export const XLB_VIP_FILTER_WORDS = 1024;
+
 // ---- the nat_ports bitmap: port p is bit (p & 63) of word (p >> 6) ----
 export const XLB_NAT_PORT_WORDS = 1024;
 

@@ -19,6 +19,8 @@
  *    the reals it programs, setConfig keeps it as it is. The same for the nat_ports bitmap (the
  *    ports NAT replies come from): a service's new ports are added before its reals are written,
  *    ports no longer used removed after; only changed words are written (each one 8-byte store).
+ *    Likewise the vip_filter bitmap (the bits of the VIP addresses): an address's bit is set
+ *    before its first service entry and marker are written, cleared after the last are deleted.
  *
  * Persistence (IPVS persistence_timeout / persistence_granularity; ServiceSpec.persistence):
  * the program keeps a template per {service, client address masked to the granularity} naming
@@ -38,7 +40,7 @@
 import {
   XLB_CFG_F_NAT, XLB_COUNTERS, XLB_CT_SIZE_DEFAULT, XLB_MAGLEV_SIZE_DEFAULT, XLB_MAX_REALS, XLB_MAX_SERVICES,
   XLB_NAT_F_CLOSING, XLB_NAT_F_FULL, XLB_NAT_PORT_WORDS, XLB_NAT_SIZE_DEFAULT, XLB_PERSIST_SIZE_DEFAULT, XLB_REAL_F_ACTIVE,
-  XLB_REAL_F_DRAINED, XLB_SVC_F_HASH_SRC_ONLY, XLB_SVC_F_OPS,
+  XLB_REAL_F_DRAINED, XLB_SVC_F_HASH_SRC_ONLY, XLB_SVC_F_OPS, XLB_VIP_FILTER_WORDS,
   XlbConfig, XlbFlowKey, XlbMethod, XlbNat, XlbPersist, XlbPersistKey, XlbReal, XlbService, XlbStats, XlbVipKey, decode, encode,
 } from './abi.ts';
 import { buildMaglevTable, isPrime } from './maglev.ts';
@@ -205,6 +207,8 @@ export function serviceKey(s: ServiceSpec): string {
 export interface ForwarderMaps {
   services: MapLike; maglev: MapLike; reals: MapLike; conntrack: MapLike; nat: MapLike; natPorts: MapLike;
   persist: MapLike; serviceStats: MapLike; realStats: MapLike; globalStats: MapLike; config: MapLike;
+  /** the bitmap of VIP addresses; absent with fake maps that stand for no program (unit tests) */
+  vipFilter?: MapLike;
 }
 
 /** Makes an inner Maglev table map; the outer map gets its fd. */
@@ -232,6 +236,8 @@ export class XdpForwarder {
   private natInUse = false;
   /** the nat_ports bitmap as written */
   private readonly natPortBits = new BigUint64Array(XLB_NAT_PORT_WORDS);
+  /** the vip_filter bitmap as written */
+  private readonly vipFilterBits = new BigUint64Array(XLB_VIP_FILTER_WORDS);
 
   /** The maps start as the program left them: call setConfig before anything else. */
   constructor(private readonly parts: ForwarderParts) {
@@ -298,6 +304,7 @@ export class XdpForwarder {
           realStats: obj.map('real_stats'),
           globalStats: obj.map('global_stats'),
           config: obj.map('config'),
+          vipFilter: obj.map('vip_filter'),
         },
         createTable: (serviceId, size) => BpfMap.create({
           type: BPF_MAP_TYPE_ARRAY, name: `xlb_mg_${serviceId}`, keySize: 4, valueSize: 4, maxEntries: size,
@@ -363,6 +370,9 @@ export class XdpForwarder {
       this.writeNatPorts(this.natPortBits.map((w, i) => w | ports[i]!));
     }
 
+    // the address's filter bit before its service entry and marker
+    this.writeVipFilter(spec.address);
+
     const key = serviceKey(spec);
     const existing = this.services.get(key);
     const svc: ServiceState = existing ?? { id: this.serviceIds.take(), spec, reals: new Map() };
@@ -397,6 +407,7 @@ export class XdpForwarder {
         if (svc.reals.get(r.spec.address)?.id !== r.id) this.realIds.give(r.id);
       }
       if (!existing) this.serviceIds.give(svc.id);
+      this.writeVipFilter();
       throw err;
     }
     // 4. deactivate what is no longer used
@@ -416,6 +427,7 @@ export class XdpForwarder {
     this.services.delete(key);
     if (![...this.services.values()].some((s) => s.spec.address === spec.address)) {
       this.maps.services.delete(vipKey(spec.address, 0, 0));
+      this.writeVipFilter();
     }
     this.maps.maglev.delete(u32(svc.id));
     for (const r of svc.reals.values()) this.retireReal(r);
@@ -574,13 +586,14 @@ export class XdpForwarder {
 
   /** Write the words of the nat_ports bitmap that differ from what is written. */
   private writeNatPorts(bits: BigUint64Array): void {
-    const value = Buffer.alloc(8);
-    bits.forEach((w, i) => {
-      if (w === this.natPortBits[i]) return;
-      value.writeBigUInt64LE(w);
-      this.maps.natPorts.update(u32(i), value);
-      this.natPortBits[i] = w;
-    });
+    writeChangedWords(this.maps.natPorts, this.natPortBits, bits);
+  }
+
+  /** The vip_filter bitmap of the services' addresses, and `extra`'s (one about to be added). */
+  private writeVipFilter(extra?: string): void {
+    if (!this.maps.vipFilter) return;
+    const addresses = [...this.services.values()].map((s) => s.spec.address);
+    writeChangedWords(this.maps.vipFilter, this.vipFilterBits, vipFilterBitmap(extra === undefined ? addresses : [...addresses, extra]));
   }
 
   /** A full-NAT real of this family, as "real of service", or undefined. */
@@ -669,6 +682,30 @@ function realEntry(r: RealSpec, service: ServiceSpec): Buffer {
     flags: XLB_REAL_F_ACTIVE,
     port: isNat(r.method) ? portField(port) : 0,
   });
+}
+
+/** Write the words of a bitmap array map that differ from `written` (what it holds), each one 8-byte store. */
+function writeChangedWords(map: MapLike, written: BigUint64Array, bits: BigUint64Array): void {
+  const value = Buffer.alloc(8);
+  bits.forEach((w, i) => {
+    if (w === written[i]) return;
+    value.writeBigUInt64LE(w);
+    map.update(u32(i), value);
+    written[i] = w;
+  });
+}
+
+/** The vip_filter bitmap (xlb_abi.h) with the bit of each of these addresses set. */
+export function vipFilterBitmap(addresses: Iterable<string>): BigUint64Array {
+  const bits = new BigUint64Array(XLB_VIP_FILTER_WORDS);
+  for (const a of addresses) {
+    const b = addrBytes(a);
+    let x = 0;
+    for (let i = 0; i < 16; i += 4) x ^= b.readUInt32LE(i);
+    x = (x ^ (x >>> 16)) & 0xffff;
+    bits[x >> 6]! |= 1n << BigInt(x & 63);
+  }
+  return bits;
 }
 
 /**
