@@ -25,7 +25,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ADDON_PATH, bpfObjectPath, openObject } from '../src/datapath/bpf/index.ts';
 import { XdpForwarder } from '../src/datapath/xdp/forwarder.ts';
-import { CASES, services, TUNNEL, type BenchCase } from './bench/fixtures.ts';
+import { CASES, NAT_CONFIG, natServices, services, TUNNEL, type BenchCase } from './bench/fixtures.ts';
 import { measureMaglev } from './bench/maglev.ts';
 import { cleanupAll } from './lab/netns.ts';
 import { measurePerCall } from './bench/per-call.ts';
@@ -142,8 +142,18 @@ async function main(): Promise<void> {
       for (const s of services()) fw.setService(s.service, s.reals);
       const xdpTx = base.program('xdp_tx');
       for (const c of cases) {
+        // the NAT services only for the cases that need them (a NAT real changes the non-service path)
+        if (c.nat) {
+          fw.setConfig(NAT_CONFIG);
+          for (const s of natServices()) fw.setService(s.service, s.reals);
+        }
         const r = measurePerCall(fw, xdpTx, c, { ...perCallOpts, flows: 1 });
         const many = c.kind === 'established' && perCallOpts.flows > 1 ? measurePerCall(fw, xdpTx, c, perCallOpts) : undefined;
+        if (c.nat) {
+          for (const s of natServices()) fw.removeService(s.service);
+          fw.clearNat();
+          fw.setConfig(TUNNEL);
+        }
         const row: ResultRow = {
           case: c.name, method: 'per-call',
           ns_per_packet: r.ns, baseline_ns_per_packet: r.baselineNs, ratio: round(r.ns / r.baselineNs, 3),
@@ -183,6 +193,10 @@ async function main(): Promise<void> {
     console.log(`  namespaces ${live.net.genNs}, ${live.net.lbNs}`);
     try {
       for (const c of cases) {
+        if (c.perCallOnly) {
+          console.log(`  ${c.name.padEnd(26)} (per call only)`);
+          continue;
+        }
         const r = await live.measure(c, liveOpts);
         const row: ResultRow = {
           case: c.name, method: 'live-frames',

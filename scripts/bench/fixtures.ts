@@ -27,6 +27,11 @@ const VIP4_DR = '198.19.0.10';
 const VIP4_TUN = '198.19.0.11';
 const VIP6_DR = 'fd00:100::10';
 const VIP6_TUN = 'fd00:100::11';
+const VIP4_NAT = '198.19.0.12';
+const VIP4_FULLNAT = '198.19.0.13';
+/** the full-NAT source address (natSrc4) */
+const NAT_SRC4 = '198.18.5.1';
+const NAT_REAL_PORT = 8080;
 /** on the LB's segment but not its own: passed to the kernel, which drops it (forwarding is off) */
 const NON_SERVICE4 = '198.18.0.250';
 
@@ -36,7 +41,8 @@ const REALS_PER_SERVICE = 8;
 
 export const TUNNEL: TunnelConfig = { tunSrc4: '198.18.4.0', tunSrc4Bits: 8, tunSrc6: 'fd00:4::', tunSrc6Bits: 16, tunTtl: 64 };
 
-export type Kind = 'established' | 'syn' | 'pass';
+/** nat-reply: the real's reply to flow i of a NAT service, whose forward packet (warm(i)) went first */
+export type Kind = 'established' | 'syn' | 'pass' | 'nat-reply';
 
 export interface BenchCase {
   name: string;
@@ -48,6 +54,14 @@ export interface BenchCase {
   verdict: typeof XDP_PASS | typeof XDP_TX;
   /** per-call target, as a ratio to the XDP_TX baseline */
   target?: number;
+  /** nat-reply: the forward frame of flow i, sent first so that its NAT state exists */
+  warm?(i: number): Buffer;
+  /** needs the NAT services (natServices()): programmed for this case alone, so that the other
+   * cases run with no NAT real present (a NAT real makes non-service traffic check for replies) */
+  nat?: boolean;
+  /** measured per call only (the live generator sends one template: no replies to warmed flows,
+   * and its balancer agent programs services() alone) */
+  perCallOnly?: boolean;
 }
 
 /** Source address of flow i: the base with its last 16 bits advanced by floor(i / SPORT_SPAN). */
@@ -72,6 +86,13 @@ function frame4(dst: string, proto: 'tcp' | 'udp' | 'syn', dport: number, i: num
   if (proto === 'udp') return packet(l2, l3, udp({ sport, dport }), payload(32));
   if (proto === 'syn') return packet(l2, l3, tcp({ sport, dport, flags: 'S', seq: 1000, window: 64240, options: SYN_OPTIONS }));
   return packet(l2, l3, tcp({ sport, dport, flags: 'PA', seq: 5000, ack: 7000, window: 502 }), payload(32));
+}
+
+/** The reply of a NAT real (VIP4_NAT's, port NAT_REAL_PORT) to flow i: real -> client. */
+function natReply4(i: number): Buffer {
+  const l2 = eth({ dst: LB_MAC, src: natReal(0).mac });
+  const l3 = ipv4({ src: natReal(0).address, dst: flowSource(CLIENT4, i), ttl: 64, df: true });
+  return packet(l2, l3, tcp({ sport: NAT_REAL_PORT, dport: flowPort(i), flags: 'A', seq: 7000, ack: 5032, window: 502 }), payload(32));
 }
 
 function frame6(dst: string, proto: 'tcp' | 'udp', dport: number, i: number): Buffer {
@@ -123,7 +144,48 @@ export const CASES: readonly BenchCase[] = [
     what: 'IPv4 TCP segment to an address with no service: passed to the kernel',
     frame: (i) => frame4(NON_SERVICE4, 'tcp', 22, i),
   },
+  {
+    name: 'tcp-established-nat', kind: 'established', verdict: XDP_TX, nat: true, perCallOnly: true,
+    what: `IPv4 TCP data segment of a flow in the connection table, NAT (VIP:80 -> real:${NAT_REAL_PORT})`,
+    frame: (i) => frame4(VIP4_NAT, 'tcp', 80, i),
+  },
+  {
+    name: 'tcp-established-fullnat', kind: 'established', verdict: XDP_TX, nat: true, perCallOnly: true,
+    what: `IPv4 TCP data segment of a flow in the connection table, full-NAT (VIP:80 -> real:${NAT_REAL_PORT}, source natSrc4)`,
+    frame: (i) => frame4(VIP4_FULLNAT, 'tcp', 80, i),
+  },
+  {
+    name: 'nat-reply', kind: 'nat-reply', verdict: XDP_TX, nat: true, perCallOnly: true,
+    what: `IPv4 TCP reply of a NAT real (real:${NAT_REAL_PORT} -> client) translated back to VIP:80`,
+    frame: natReply4,
+    warm: (i) => frame4(VIP4_NAT, 'tcp', 80, i),
+  },
+  {
+    name: 'pass-non-service-nat', kind: 'pass', verdict: XDP_PASS, nat: true, perCallOnly: true,
+    what: 'pass-non-service with a NAT real present (the reply check: the nat_ports bitmap)',
+    frame: (i) => frame4(NON_SERVICE4, 'tcp', 22, i),
+  },
 ];
+
+/** The real k of the NAT services (one address list for NAT and full-NAT). */
+function natReal(k: number): RealSpec & { mac: string } {
+  return { address: `198.18.6.${11 + k}`, weight: 1, method: 'nat', port: NAT_REAL_PORT, mac: `02:00:5e:30:00:${(0x11 + k).toString(16).padStart(2, '0')}`, smac: LB_MAC };
+}
+
+/** The configuration the NAT cases add to TUNNEL: the full-NAT source address. */
+export const NAT_CONFIG = { ...TUNNEL, natSrc4: NAT_SRC4 };
+
+/** The services of the NAT cases: VIP4_NAT:80 to NAT reals, VIP4_FULLNAT:80 to full-NAT ones, real port 8080.
+ * The NAT service has one real, so that every flow's reply comes from the address natReply4 uses. */
+export function natServices(): { service: ServiceSpec; reals: RealSpec[] }[] {
+  return [
+    { service: { address: VIP4_NAT, port: 80, protocol: 'tcp' }, reals: [natReal(0)] },
+    {
+      service: { address: VIP4_FULLNAT, port: 80, protocol: 'tcp' },
+      reals: Array.from({ length: REALS_PER_SERVICE }, (_, k) => ({ ...natReal(k), method: 'fullnat' as const })),
+    },
+  ];
+}
 
 /** The services every case needs, programmed once into a forwarder. */
 export function services(): { service: ServiceSpec; reals: RealSpec[] }[] {
@@ -153,11 +215,12 @@ export type Counters = Record<string, bigint>;
 
 /**
  * The forwarder's global counters plus `svc_conns`: the connections scheduled by Maglev and
- * written to the table, summed over the bench's services (service_stats.conns).
+ * written to the table, summed over the bench's services (service_stats.conns), with the NAT
+ * services when they are programmed (withNat).
  */
-export function readCounters(fw: XdpForwarder): Counters {
+export function readCounters(fw: XdpForwarder, withNat = false): Counters {
   let conns = 0n;
-  for (const s of services()) conns += fw.serviceStats(s.service).conns;
+  for (const s of withNat ? [...services(), ...natServices()] : services()) conns += fw.serviceStats(s.service).conns;
   return { ...fw.counters(), svc_conns: conns };
 }
 
@@ -179,6 +242,9 @@ export function checkPath(c: BenchCase, d: Counters, n: number): string | null {
   const want: Record<string, bigint | bigint[]> = { rx: N };
   if (c.kind === 'pass') {
     want.pass_non_service = N;
+  } else if (c.kind === 'nat-reply') {
+    want.tx = N;
+    want.nat_reply = N;
   } else {
     want.tx = N;
     if (c.kind === 'established') { want.ct_hit = N; want.svc_conns = 0n; }

@@ -13,6 +13,9 @@
  * entry among them) stay warm; cycling over many flows makes every connection-table lookup a
  * cache (and, with the 1M-entry table spread over ~100 MB, TLB) miss. The entry point measures
  * established cases both ways.
+ *
+ * nat-reply: every flow's forward packet is sent first (its NAT state written), then the real's
+ * replies are measured (translated back and sent out: nat_reply and tx for each).
  */
 import type { XdpForwarder } from '../../src/datapath/xdp/forwarder.ts';
 import { XDP_TX, xdpVerdictName, type BpfProgram } from '../../src/datapath/bpf/index.ts';
@@ -49,11 +52,12 @@ function verdictError(c: BenchCase, who: string, got: number, want: number): Err
 export function measurePerCall(fw: XdpForwarder, baseline: BpfProgram, c: BenchCase, o: PerCallOptions): PerCallResult {
   const flows = c.kind === 'syn' ? [] : Array.from({ length: o.flows }, (_, i) => c.frame(i));
 
-  // established: put every flow in the connection table first (and check it took)
-  if (c.kind === 'established') {
-    for (const f of flows) {
-      const r = fw.testRun(f);
-      if (r.verdict !== c.verdict) throw verdictError(c, 'xlb (warm-up)', r.verdict, c.verdict);
+  // established: put every flow in the connection table first (and check it took); nat-reply:
+  // send every flow's forward packet first, so that its NAT state exists
+  if (c.kind === 'established' || c.kind === 'nat-reply') {
+    for (let i = 0; i < flows.length; i++) {
+      const r = fw.testRun(c.warm ? c.warm(i) : flows[i]!);
+      if (r.verdict !== XDP_TX) throw verdictError(c, 'xlb (warm-up)', r.verdict, XDP_TX);
     }
   }
 
@@ -67,13 +71,13 @@ export function measurePerCall(fw: XdpForwarder, baseline: BpfProgram, c: BenchC
 
     // A: xlb
     const rx: number[] = [];
-    const before = readCounters(fw);
+    const before = readCounters(fw, c.nat);
     for (const data of frames) {
       const r = fw.program.testRun({ data, repeat: 1 });
       if (r.retval !== c.verdict) throw verdictError(c, 'xlb', r.retval, c.verdict);
       rx.push(r.duration);
     }
-    const wrong = checkPath(c, counterDelta(before, readCounters(fw)), frames.length);
+    const wrong = checkPath(c, counterDelta(before, readCounters(fw, c.nat)), frames.length);
     if (wrong) throw new Error(`per-call, round ${round + 1}: ${wrong}`);
 
     // B: the XDP_TX baseline on the same frames
