@@ -455,6 +455,11 @@ export class XdpForwarder {
     return sumStats(this.maps.serviceStats.lookupPerCpu(u32(svc.id)));
   }
 
+  /** The addresses of a service's reals, as last set. */
+  realsOf(spec: ServiceSpec): string[] {
+    return [...this.mustService(spec).reals.keys()];
+  }
+
   realStats(spec: ServiceSpec, realAddress: string): Stats {
     const real = this.mustService(spec).reals.get(realAddress);
     if (!real) throw new Error(`service ${serviceKey(spec)} has no real ${realAddress}`);
