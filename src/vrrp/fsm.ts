@@ -5,8 +5,11 @@
  * down), STOP (shut down). Behaviour is RFC 3768 (v2) / RFC 5798 (v3) as keepalived 2.2 runs it:
  *
  *   - startup: FAULT when a tracked object is down; MASTER at once for the address owner
- *     (priority 255) and for `state MASTER` (keepalived's initial master); else BACKUP with the
- *     master-down timer armed.
+ *     (priority 255); every other instance BACKUP with the master-down timer armed, `state
+ *     MASTER` included: keepalived 2.2.7 does so (verified in a namespace: `state MASTER`,
+ *     priority 100, advert_int 1 notifies BACKUP at once and MASTER 3.6 s later, one
+ *     Master_Down_Interval), so a restarted `state MASTER` node does not grab the addresses from a
+ *     running master before it has heard it.
  *   - Skew_Time: v2 (256 - priority) / 256 s; v3 (256 - priority) * Master_Adver_Interval / 256.
  *     Master_Down_Interval = 3 * Master_Adver_Interval + Skew_Time. `priority` is the effective
  *     priority (keepalived). In v2 Master_Adver_Interval is the configured interval; a v3 backup
@@ -76,7 +79,7 @@ export interface FsmConfig {
   advertIntervalMs: number;
   /** our primary address (the source of our adverts): breaks ties between equal priorities */
   address: string;
-  /** keepalived `state`: MASTER makes the instance take over at startup; default BACKUP */
+  /** keepalived `state` (default BACKUP); below priority 255, MASTER starts as BACKUP too (keepalived 2.2.7) */
   initialState?: 'MASTER' | 'BACKUP';
   /** false for keepalived `nopreempt`; default true */
   preempt?: boolean;
@@ -326,8 +329,7 @@ function onStartup(c: Ctx): void {
   if (s.fault !== undefined) enterDown(c, 'FAULT', `startup with ${s.fault}`);
   else if (s.groupFault) enterDown(c, 'FAULT', 'startup with the sync group in FAULT');
   else if (s.basePriority === PRIORITY_OWNER) enterMaster(c, 'startup as address owner (priority 255)');
-  else if (s.cfg.initialState === 'MASTER') enterMaster(c, 'startup in configured state MASTER');
-  else enterBackup(c, 'startup');
+  else enterBackup(c, s.cfg.initialState === 'MASTER' ? 'startup (state MASTER: master once the master-down timer expires)' : 'startup');
 }
 
 function onAdvertBackup(c: Ctx, a: Advert): void {

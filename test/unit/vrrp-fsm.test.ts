@@ -219,14 +219,20 @@ test('the address owner (priority 255) takes over at once, and a running master 
   close(b.enteredAt('BACKUP'), t + LATENCY, 'B yields on the first advert');
 });
 
-test('configured state MASTER takes over at startup (keepalived\'s initial state), then the election settles', () => {
-  const { lan, a, b } = pair({}, { initialState: 'MASTER' }, ['a']);
+test('configured state MASTER below priority 255 starts as BACKUP (keepalived 2.2.7): it stays under a running master, alone it takes over after the master-down interval', () => {
+  const { lan, b } = pair({}, { initialState: 'MASTER' }, ['a']);
   lan.run(10000);
   b.handle({ type: 'startup' });
-  assert.equal(b.state.state, 'MASTER');
-  lan.run(10);
+  assert.equal(b.state.state, 'BACKUP', 'not MASTER at once');
+  assert.deepEqual(b.sent, [], 'no advert at startup');
+  lan.run(10000);
   assert.deepEqual(lan.masters(), ['A']);
-  assert.equal(b.state.state, 'BACKUP');
+  assert.deepEqual(b.state.stats.byTransition, { 'INIT->BACKUP': 1 });
+  const alone = new Lan().add({ name: 'C', address: '198.18.0.3', initialState: 'MASTER', version: 3, advertIntervalMs: 1000 });
+  alone.handle({ type: 'startup' });
+  assert.equal(alone.state.state, 'BACKUP');
+  alone.lan.run(10000);
+  close(alone.enteredAt('MASTER'), masterDownInterval(3, 100, 1000), 'C takes over after 3 * 1000 + skew(100)');
 });
 
 test('priority 0: a stopping master sends it, and the backup takes over after the skew time only', () => {
@@ -268,10 +274,17 @@ test('equal priority: the higher primary address wins (both started as MASTER)',
 
 test('a master that hears a lower priority answers at once (MASTER_RX_LOWER_PRI), unless lower_prio_no_advert', () => {
   for (const quiet of [false, true]) {
-    const { lan, a, b: c } = pair({ lowerPrioNoAdvert: quiet }, { name: 'C', address: '198.18.0.3', priority: 50, initialState: 'MASTER' }, ['a']);
-    lan.run(10000.5); // A master since 3414.0625, adverts at .0625 past each second
-    const t = lan.clock.now();
+    // C cut off from A becomes master too (at 3804.6875, adverts at .6875 past each second)
+    const { lan, a, b: c } = pair({ lowerPrioNoAdvert: quiet }, { name: 'C', address: '198.18.0.3', priority: 50 });
+    c.linkUp = false;
+    a.handle({ type: 'startup' });
     c.handle({ type: 'startup' });
+    lan.run(10804.6); // A master since 3414.0625, adverts at .0625 past each second
+    assert.equal(c.state.state, 'MASTER');
+    c.linkUp = true;
+    lan.run(0.1); // just past C's next advert, at 10804.6875
+    const t = c.sent.at(-1)!.at;
+    assert.equal(t, 10804.6875);
     lan.run(1);
     if (!quiet) {
       assert.deepEqual(a.sent.at(-1), { at: t + LATENCY, priority: 150 }, 'A answers C\'s advert at once');
@@ -280,7 +293,7 @@ test('a master that hears a lower priority answers at once (MASTER_RX_LOWER_PRI)
       assert.ok(a.sent.at(-1)!.at < t, 'A keeps to its own schedule');
       assert.equal(c.state.state, 'MASTER');
       lan.run(1000);
-      close(c.enteredAt('BACKUP'), 10414.0625 + LATENCY, 'C steps down at A\'s next regular advert');
+      close(c.enteredAt('BACKUP'), 11414.0625 + LATENCY, 'C steps down at A\'s next regular advert');
     }
     assert.deepEqual(a.events.map((e) => e.event), ['MASTER_RX_LOWER_PRI']);
     assert.deepEqual(lan.masters(), ['A']);

@@ -188,8 +188,9 @@ describe('VRRP instance glue (src/vrrp/instance.ts)', () => {
   });
 
   test('a higher priority advert: BACKUP, rules / routes / addresses removed, no priority 0', () => {
-    const { rec, clock, set, inst } = rig({ vrrp_instance: [instanceCfg({ state: 'MASTER', virtual_routes: [{ to: '198.18.5.0/24', via: PEER }], virtual_rules: [{ from: '198.18.5.0/24', table: 10 }] })] });
+    const { rec, clock, set, inst } = rig({ vrrp_instance: [instanceCfg({ virtual_routes: [{ to: '198.18.5.0/24', via: PEER }], virtual_rules: [{ from: '198.18.5.0/24', table: 10 }] })] });
     set.startup();
+    clock.advance(MASTER_DOWN);
     rec.log.length = 0;
     inst.receive(message({ priority: 200 }));
     assert.deepEqual(rec.log, ['deleteRule 10', 'deleteRoute 198.18.5.0/24', 'deleteAddress 198.18.0.100', 'state VI_1 BACKUP']);
@@ -201,16 +202,18 @@ describe('VRRP instance glue (src/vrrp/instance.ts)', () => {
   });
 
   test('shutdown of a MASTER: priority 0 advert first, then everything removed', async () => {
-    const { rec, set } = rig({ vrrp_instance: [instanceCfg({ state: 'MASTER' })] });
+    const { rec, clock, set } = rig({ vrrp_instance: [instanceCfg()] });
     set.startup();
+    clock.advance(MASTER_DOWN);
     rec.log.length = 0;
     await set.shutdown();
     assert.deepEqual(rec.log, ['advert 0 to 224.0.0.18', 'deleteAddress 198.18.0.100', 'state VI_1 STOP']);
   });
 
   test('unicast peers: adverts to each peer, with the v3 checksum over that peer', () => {
-    const { rec, set } = rig({ vrrp_instance: [instanceCfg({ state: 'MASTER', unicast_src_ip: SELF, unicast_peer: [PEER, '198.18.0.3'] })] });
+    const { rec, clock, set } = rig({ vrrp_instance: [instanceCfg({ unicast_src_ip: SELF, unicast_peer: [PEER, '198.18.0.3'] })] });
     set.startup();
+    clock.advance(MASTER_DOWN);
     assert.deepEqual(rec.adverts.map((a) => a.dst), [PEER, '198.18.0.3']);
     assert.notEqual(rec.adverts[0]!.payload.readUInt16BE(6), rec.adverts[1]!.payload.readUInt16BE(6), 'checksums differ by pseudo-header');
   });
@@ -238,11 +241,12 @@ describe('VRRP instance glue (src/vrrp/instance.ts)', () => {
   });
 
   test('netlink failures are counted and reported; "already there" and "not there" are not failures', async () => {
-    const { rec, set, inst } = rig({ vrrp_instance: [instanceCfg({ state: 'MASTER' })] });
+    const { rec, clock, set, inst } = rig({ vrrp_instance: [instanceCfg()] });
     const errors: Error[] = [];
     inst.on('netError', (e) => errors.push(e));
     rec.failWith = 'EEXIST';
     set.startup();
+    clock.advance(MASTER_DOWN);
     await inst.settled();
     assert.equal(inst.stats().netErrors, 0);
     rec.failWith = 'EPERM';

@@ -60,11 +60,16 @@ test('a member still hearing its master keeps the other from going MASTER', () =
   assert.deepEqual(states(g), ['BACKUP', 'BACKUP', 'BACKUP']);
 });
 
-test('owners and `state MASTER` members also wait for the group, then go MASTER together', () => {
-  const r = syncStartup(group({ priority: 255 }, { initialState: 'MASTER' }), 0);
+test('owners also wait for the group, then go MASTER together', () => {
+  const r = syncStartup(group({ priority: 255 }, { priority: 255 }), 0);
   assert.deepEqual(states(r.group), ['MASTER', 'MASTER', 'MASTER']);
   // VI_1 waited (BACKUP) until VI_2 started and wanted MASTER too
   assert.deepEqual(r.group.members.VI_1!.stats.byTransition, { 'INIT->BACKUP': 1, 'BACKUP->MASTER': 1 });
+  // a `state MASTER` member below 255 starts as BACKUP, as keepalived 2.2.7: the group waits for its master-down timer
+  const m = syncStartup(group({ priority: 255 }, { initialState: 'MASTER' }), 0);
+  assert.deepEqual(states(m.group), ['BACKUP', 'BACKUP', 'BACKUP']);
+  const due = m.group.members.VI_2!.timers.masterDown!;
+  assert.deepEqual(states(syncStep(m.group, 'VI_2', { type: 'timer', timer: 'masterDown' }, due).group), ['MASTER', 'MASTER', 'MASTER']);
 });
 
 test('one member stepping down for a better master takes the other to BACKUP (no priority 0)', () => {
