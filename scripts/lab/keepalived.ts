@@ -50,7 +50,12 @@ function instanceBlock(i: VrrpInstanceConfig): string[] {
   if (i.unicast_peer) l.push('  unicast_peer {', ...i.unicast_peer.map((p) => `    ${p}`), '  }');
   l.push('  virtual_ipaddress {', ...i.virtual_ipaddress.map((v) => `    ${vip(v)}`), '  }');
   if (i.virtual_ipaddress_excluded) l.push('  virtual_ipaddress_excluded {', ...i.virtual_ipaddress_excluded.map((v) => `    ${vip(v)}`), '  }');
-  if (i.track_interface) l.push('  track_interface {', ...i.track_interface.map((t) => `    ${t.name}${t.weight ? ` weight ${t.weight}` : ''}`), '  }');
+  const tracked = (key: string, list: { name: string; weight?: number; reverse?: boolean }[] | undefined) => {
+    if (list) l.push(`  ${key} {`, ...list.map((t) => `    ${t.name}${t.weight !== undefined ? ` weight ${t.weight}${t.reverse ? ' reverse' : ''}` : ''}`), '  }');
+  };
+  tracked('track_interface', i.track_interface);
+  tracked('track_script', i.track_script);
+  tracked('track_file', i.track_file);
   if (i.virtual_routes || i.virtual_rules) throw new Error(`keepalivedConf: virtual_routes / virtual_rules are not written (instance ${i.name})`);
   l.push('}');
   return l;
@@ -65,7 +70,20 @@ export function keepalivedConf(c: VrrpConfig, o: { routerId: string; notifyFifo:
     '  max_auto_priority -1',
     ...Object.entries(g).map(([k, v]) => `  ${k}${v === true ? '' : ` ${String(v)}`}`),
   ];
-  const lines = ['global_defs {', ...globals, '}', ...c.vrrp_instance.flatMap(instanceBlock)];
+  const lines = ['global_defs {', ...globals, '}'];
+  for (const v of c.vrrp_script ?? []) {
+    lines.push(`vrrp_script ${v.name} {`, `  script "${v.script.replaceAll('"', '\\"')}"`);
+    for (const k of ['interval', 'timeout', 'rise', 'fall', 'user'] as const) if (v[k] !== undefined) lines.push(`  ${k} ${v[k]}`);
+    if (v.weight !== undefined) lines.push(`  weight ${v.weight}${v.weight_reverse ? ' reverse' : ''}`);
+    if (v.init_fail) lines.push('  init_fail');
+    lines.push('}');
+  }
+  for (const f of c.vrrp_track_file ?? []) {
+    lines.push(`vrrp_track_file ${f.name} {`, `  file ${f.file}`);
+    if (f.weight !== undefined) lines.push(`  weight ${f.weight}${f.weight_reverse ? ' reverse' : ''}`);
+    lines.push('}');
+  }
+  lines.push(...c.vrrp_instance.flatMap(instanceBlock));
   for (const sg of c.vrrp_sync_group ?? []) lines.push(`vrrp_sync_group ${sg.name} {`, '  group {', ...sg.group.map((m) => `    ${m}`), '  }', '}');
   return `${lines.join('\n')}\n`;
 }

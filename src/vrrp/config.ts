@@ -24,6 +24,12 @@
  * instance's interface, scope global. IPv6 virtual addresses are added without duplicate address
  * detection (keepalived adds them `nodad`).
  *
+ * Tracking: vrrp_script (script, interval 1, timeout = interval, weight 0 [reverse], rise 1,
+ * fall 1, user, init_fail) and vrrp_track_file (file, weight 1 [reverse]) are defined at the top
+ * level and named by an instance's track_script / track_file (`{ name, weight?, reverse? }`: a
+ * weight there replaces the definition's, as keepalived's `track_script { chk weight -20 }`);
+ * only the scripts and files some instance tracks are kept (keepalived does not run the others).
+ *
  * What is checked here (and not again later): names, ranges, one address family per instance
  * (IPv6 needs version 3; the other family's addresses belong in virtual_ipaddress_excluded, which
  * is added and removed with the others but not advertised), the v2 interval in whole seconds and
@@ -113,6 +119,10 @@ export interface VrrpInstanceConfig {
   garp_master_refresh_repeat?: number;
   /** interfaces whose state moves this instance (weight 0 or absent: down means FAULT) */
   track_interface?: { name: string; weight?: number; reverse?: boolean }[];
+  /** vrrp_script checks by name; a weight here replaces the script's own */
+  track_script?: { name: string; weight?: number; reverse?: boolean }[];
+  /** vrrp_track_file entries by name; a weight here replaces the entry's own */
+  track_file?: { name: string; weight?: number; reverse?: boolean }[];
   /** scripts run on entering a state (keepalived's command lines: argv split, no shell) */
   notify_master?: string;
   notify_backup?: string;
@@ -154,8 +164,42 @@ export interface VrrpGlobalDefs {
   enable_script_security?: boolean;
 }
 
+/** vrrp_script NAME { script .. interval .. timeout .. weight W [reverse] rise .. fall .. user U [G] init_fail } */
+export interface VrrpScriptConfig {
+  name: string;
+  /** the command line (argv split as keepalived does, no shell) */
+  script: string;
+  /** seconds between runs; default 1 */
+  interval?: number;
+  /** seconds a run may take (then it is killed and counts as a failure); default: the interval */
+  timeout?: number;
+  /** -253..253; default 0 (a failure means FAULT) */
+  weight?: number;
+  /** keepalived `weight W reverse` */
+  weight_reverse?: boolean;
+  /** default 1 */
+  rise?: number;
+  /** default 1 */
+  fall?: number;
+  /** 'USER [GROUP]' this script runs as; default global_defs script_user */
+  user?: string;
+  /** start FAILED rather than waiting for the first result */
+  init_fail?: boolean;
+}
+
+/** vrrp_track_file NAME { file PATH  weight W [reverse] } */
+export interface VrrpTrackFileConfig {
+  name: string;
+  file: string;
+  /** -254..254; default 1 */
+  weight?: number;
+  weight_reverse?: boolean;
+}
+
 export interface VrrpConfig {
   global_defs?: VrrpGlobalDefs;
+  vrrp_script?: VrrpScriptConfig[];
+  vrrp_track_file?: VrrpTrackFileConfig[];
   vrrp_instance: VrrpInstanceConfig[];
   vrrp_sync_group?: VrrpSyncGroupConfig[];
 }
@@ -203,12 +247,43 @@ export interface ResolvedInstance {
   /** the codec's view but the per-packet facts */
   view: InstanceView;
   /** interfaces tracked, with their weights (the instance's own interface first, weight 0) */
-  trackInterfaces: { name: string; weight: number; reverse: boolean }[];
+  trackInterfaces: TrackRef[];
+  /** vrrp_scripts tracked (names of ResolvedConfig.scripts), with the weight that applies here */
+  trackScripts: TrackRef[];
+  /** vrrp_track_files tracked (names of ResolvedConfig.files) */
+  trackFiles: TrackRef[];
   notify: NotifyScripts;
+}
+
+/** A tracked object of an instance: its name and the weight that applies to this instance. */
+export interface TrackRef {
+  name: string;
+  weight: number;
+  reverse: boolean;
+}
+
+export interface ResolvedScript {
+  name: string;
+  script: string;
+  intervalMs: number;
+  timeoutMs: number;
+  rise: number;
+  fall: number;
+  initFail: boolean;
+  user?: { user: string; group?: string };
+}
+
+export interface ResolvedTrackFile {
+  name: string;
+  file: string;
 }
 
 export interface ResolvedConfig {
   instances: ResolvedInstance[];
+  /** the vrrp_scripts some instance tracks (others are not run, as keepalived) */
+  scripts: ResolvedScript[];
+  /** the vrrp_track_files some instance tracks */
+  files: ResolvedTrackFile[];
   syncGroups: (SyncGroupConfig & { notify: NotifyScripts })[];
   /** notify_fifo and vrrp_notify_fifo */
   notifyFifos: string[];
@@ -333,7 +408,59 @@ function notifyScripts(where: string, c: NotifyScripts): NotifyScripts {
   return out;
 }
 
-function resolveInstance(c: VrrpInstanceConfig, g: VrrpGlobalDefs): ResolvedInstance {
+/** What an instance's track_script / track_file entry may name: each definition's own weight. */
+type Defined = ReadonlyMap<string, { weight: number; reverse: boolean }>;
+
+function trackRefs(where: string, key: 'track_script' | 'track_file', list: unknown, defined: Defined, limit: number): TrackRef[] {
+  if (list === undefined) return [];
+  if (!Array.isArray(list)) fail(where, `${key} must be a list`);
+  const out: TrackRef[] = [];
+  for (const t of list as { name?: unknown; weight?: unknown; reverse?: unknown }[]) {
+    const name = typeof t === 'object' && t !== null ? t.name : undefined;
+    if (typeof name !== 'string') fail(where, `an entry of ${key} must be an object with 'name'`);
+    const def = defined.get(name);
+    if (!def) fail(where, `${key} ${name}: no ${key === 'track_script' ? 'vrrp_script' : 'vrrp_track_file'} of that name`);
+    if (out.some((o) => o.name === name)) fail(where, `${key} ${name} is listed twice`);
+    out.push(t.weight === undefined
+      ? { name, weight: def.weight, reverse: t.reverse === undefined ? def.reverse : t.reverse === true }
+      : { name, weight: int(where, `${key} ${name} weight`, t.weight, -limit, limit), reverse: t.reverse === true });
+  }
+  return out;
+}
+
+/** 'USER [GROUP]' */
+function userGroup(where: string, key: string, v: unknown): { user: string; group?: string } {
+  const [user, group, extra] = String(v).trim().split(/\s+/);
+  if (!user || extra !== undefined) fail(where, `${key} '${String(v)}' is not 'USER [GROUP]'`);
+  return group === undefined ? { user } : { user, group };
+}
+
+function resolveScript(c: VrrpScriptConfig): ResolvedScript & { weight: number; reverse: boolean } {
+  if (typeof c !== 'object' || c === null || typeof c.name !== 'string' || c.name === '') throw new Error('vrrp_script: each script must be an object with a name');
+  const where = `vrrp_script ${c.name}`;
+  if (typeof c.script !== 'string' || c.script.trim() === '') fail(where, 'script must be a command line');
+  const intervalMs = seconds(where, 'interval', c.interval ?? 1, 0.001);
+  const out: ResolvedScript & { weight: number; reverse: boolean } = {
+    name: c.name, script: c.script, intervalMs,
+    timeoutMs: c.timeout === undefined ? intervalMs : seconds(where, 'timeout', c.timeout, 0.001),
+    rise: int(where, 'rise', c.rise ?? 1, 1, 1e9),
+    fall: int(where, 'fall', c.fall ?? 1, 1, 1e9),
+    initFail: c.init_fail === true,
+    weight: int(where, 'weight', c.weight ?? 0, -253, 253),
+    reverse: c.weight_reverse === true,
+  };
+  if (c.user !== undefined) out.user = userGroup(where, 'user', c.user);
+  return out;
+}
+
+function resolveTrackFile(c: VrrpTrackFileConfig): ResolvedTrackFile & { weight: number; reverse: boolean } {
+  if (typeof c !== 'object' || c === null || typeof c.name !== 'string' || c.name === '') throw new Error('vrrp_track_file: each entry must be an object with a name');
+  const where = `vrrp_track_file ${c.name}`;
+  if (typeof c.file !== 'string' || !c.file.startsWith('/')) fail(where, `file '${String(c.file)}' must be an absolute path`);
+  return { name: c.name, file: c.file, weight: int(where, 'weight', c.weight ?? 1, -254, 254), reverse: c.weight_reverse === true };
+}
+
+function resolveInstance(c: VrrpInstanceConfig, g: VrrpGlobalDefs, scripts: Defined, files: Defined): ResolvedInstance {
   if (typeof c !== 'object' || c === null) throw new Error('vrrp_instance: each instance must be an object');
   if (typeof c.name !== 'string' || !/^[A-Za-z0-9_.:-]{1,64}$/.test(c.name)) throw new Error(`vrrp_instance '${String(c.name)}': the name must be 1..64 letters, digits or _.:-`);
   const where = `vrrp_instance ${c.name}`;
@@ -414,6 +541,8 @@ function resolveInstance(c: VrrpInstanceConfig, g: VrrpGlobalDefs): ResolvedInst
     routes: (c.virtual_routes ?? []).map((r) => resolveRoute(where, r)),
     rules: (c.virtual_rules ?? []).map((r) => resolveRule(where, r, family)),
     unicastPeers: view.unicastPeers.slice(), fsm, view, trackInterfaces, notify: notifyScripts(where, c),
+    trackScripts: trackRefs(where, 'track_script', c.track_script, scripts, 253),
+    trackFiles: trackRefs(where, 'track_file', c.track_file, files, 254),
   };
   if (src) out.unicastSrc = src.address;
   return out;
@@ -423,7 +552,25 @@ function resolveInstance(c: VrrpInstanceConfig, g: VrrpGlobalDefs): ResolvedInst
 export function resolveConfig(c: VrrpConfig): ResolvedConfig {
   if (typeof c !== 'object' || c === null || !Array.isArray(c.vrrp_instance)) throw new Error('VRRP configuration: vrrp_instance must be a list');
   const g = c.global_defs ?? {};
-  const instances = c.vrrp_instance.map((i) => resolveInstance(i, g));
+  const defs = <T extends { name: string }>(key: string, list: unknown, resolve: (x: never) => T): Map<string, T> => {
+    if (list === undefined) return new Map();
+    if (!Array.isArray(list)) throw new Error(`VRRP configuration: ${key} must be a list`);
+    const m = new Map<string, T>();
+    for (const x of list) {
+      const r = resolve(x as never);
+      if (m.has(r.name)) throw new Error(`${key} ${r.name}: defined twice`);
+      m.set(r.name, r);
+    }
+    return m;
+  };
+  const scriptDefs = defs('vrrp_script', c.vrrp_script, resolveScript);
+  const fileDefs = defs('vrrp_track_file', c.vrrp_track_file, resolveTrackFile);
+  const instances = c.vrrp_instance.map((i) => resolveInstance(i, g, scriptDefs, fileDefs));
+  const used = (key: 'trackScripts' | 'trackFiles') => new Set(instances.flatMap((i) => i[key].map((t) => t.name)));
+  const usedScripts = used('trackScripts');
+  const usedFiles = used('trackFiles');
+  const scripts = [...scriptDefs.values()].filter((s) => usedScripts.has(s.name)).map(({ weight: _w, reverse: _r, ...s }) => s);
+  const files = [...fileDefs.values()].filter((f) => usedFiles.has(f.name)).map(({ weight: _w, reverse: _r, ...f }) => f);
   const seen = new Map<string, ResolvedInstance>();
   for (const i of instances) {
     if (seen.has(i.name)) throw new Error(`vrrp_instance ${i.name}: defined twice`);
@@ -452,11 +599,7 @@ export function resolveConfig(c: VrrpConfig): ResolvedConfig {
   }
   const notifyFifos = [g.notify_fifo, g.vrrp_notify_fifo].filter((f): f is string => f !== undefined);
   for (const f of notifyFifos) if (typeof f !== 'string' || !f.startsWith('/')) throw new Error(`global_defs: notify fifo '${String(f)}' must be an absolute path`);
-  const out: ResolvedConfig = { instances, syncGroups, notifyFifos, scriptSecurity: g.enable_script_security === true };
-  if (g.script_user !== undefined) {
-    const [user, group, extra] = String(g.script_user).trim().split(/\s+/);
-    if (!user || extra !== undefined) throw new Error(`global_defs: script_user '${g.script_user}' is not 'USER [GROUP]'`);
-    out.scriptUser = group === undefined ? { user } : { user, group };
-  }
+  const out: ResolvedConfig = { instances, scripts, files, syncGroups, notifyFifos, scriptSecurity: g.enable_script_security === true };
+  if (g.script_user !== undefined) out.scriptUser = userGroup('global_defs', 'script_user', g.script_user);
   return out;
 }

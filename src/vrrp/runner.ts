@@ -23,8 +23,11 @@
  *            and rules; STOP scripts get up to 1 s; then the sockets and FIFOs are closed.
  *            Idempotent.
  *
- * Not here yet: track_script (vrrp_script) and track_file, which need their definitions in the
- * configuration and a runner for the checks (./track.ts has their pure rules).
+ *   checks   track_script (vrrp_script) and track_file through ./checks.ts (scripts run as
+ *            ./script.ts does, files watched); their results, with the interfaces', go through
+ *            ./track.ts: weights move the effective priority, weight 0 (or a file at -254) forces
+ *            FAULT, and an instance with a weight-0 script that has not reported yet is not started
+ *            (it stays in INIT, silent, as keepalived's does) until the script has reported.
  *
  * Events: 'state' (an instance's new state), 'group' (a sync group's), 'notifyEvent', 'log'.
  */
@@ -40,7 +43,8 @@ import { resolveConfig, type NotifyScripts, type ResolvedAddress, type ResolvedC
 import type { NotifyEvent, NotifyState } from './fsm.ts';
 import { Notifier, NotifyFifo, type NotifyConfig, type NotifyKind } from './notify.ts';
 import { defaultUser, lookupUser, prepareScript, type PreparedScript, type ScriptUser } from './script.ts';
-import { track, trackEvents, type TrackResult } from './track.ts';
+import { track, trackEvents, type TrackedObject, type TrackResult } from './track.ts';
+import { TrackChecks } from './checks.ts';
 import { InstanceSet, VrrpInstance, type InstanceStats, type NetOps, type StateChange } from './instance.ts';
 import { peekVrid } from './packet.ts';
 import { FrameSocket, VrrpSocket, type VrrpMessage } from './socket.ts';
@@ -140,6 +144,11 @@ export class VrrpRunner extends EventEmitter<RunnerEvents> {
   private readonly groupNotifiers = new Map<string, Notifier>();
   private fifos: NotifyFifo[] = [];
   private readonly scriptRuns = new Set<Promise<unknown>>();
+  private checks: TrackChecks | null = null;
+  private usable: ReadonlySet<string> = new Set();
+  private user: ScriptUser | undefined;
+  /** instances whose startup waits for their weight-0 scripts' first results */
+  private readonly waiting = new Set<string>();
 
   /**
    * `clock` runs the instances (systemClock in the daemon); `precise` their takeover timers
@@ -219,17 +228,46 @@ export class VrrpRunner extends EventEmitter<RunnerEvents> {
       };
       for (const inst of instances) inst.warmUp();
       this.set = set;
-      // tracked interfaces as they are now: priority and FAULT before the first step
-      const usable = this.links
+      this.checks = this.startChecks();
+      // tracked objects as they are now: priority and FAULT before the first step
+      this.usable = this.links
         ? new Set(this.links.links().filter((l) => l.usable).map((l) => l.name))
         : new Set(links.filter((l) => l.up && l.running).map((l) => l.name));
-      this.applyTracking(usable);
+      this.applyTracking();
       this.links?.on('change', () => this.followLinks());
-      set.startup();
+      this.checks?.on('change', () => { if (!this.stopped) this.applyTracking(); });
+      for (const inst of instances) {
+        const initializing = this.tracked.get(inst.name)?.initializing ?? [];
+        if (initializing.length === 0) set.dispatch(inst.name, { type: 'startup' });
+        else {
+          this.waiting.add(inst.name);
+          this.emit('log', 'info', `(${inst.name}) starts once script ${initializing.join(', ')} has reported`);
+        }
+      }
     } catch (err) {
+      this.checks?.stop();
       this.closeSockets();
       throw err;
     }
+  }
+
+  /** The checks of the scripts and files some instance tracks (none: null). */
+  private startChecks(): TrackChecks | null {
+    const r = this.resolved;
+    if (r.scripts.length === 0 && r.files.length === 0) return null;
+    const checks = new TrackChecks({
+      scripts: r.scripts, files: r.files, scriptSecurity: r.scriptSecurity,
+      userOf: (own) => (own ? lookupUser(own.user, own.group) : this.scriptUser()),
+    }, this.clock);
+    checks.on('log', (level, message) => this.emit('log', level, message));
+    checks.start();
+    return checks;
+  }
+
+  /** The global script user (script_user, else keepalived's default), looked up once. */
+  private scriptUser(): ScriptUser {
+    const r = this.resolved;
+    return this.user ??= r.scriptUser ? lookupUser(r.scriptUser.user, r.scriptUser.group) : defaultUser(r.scriptSecurity);
   }
 
   stats(): RunnerStats {
@@ -247,6 +285,7 @@ export class VrrpRunner extends EventEmitter<RunnerEvents> {
     if (this.stopped) return;
     this.stopped = true;
     try {
+      this.checks?.stop();
       await this.set?.shutdown();
       while (this.scriptRuns.size > 0) await Promise.all([...this.scriptRuns]);
     } finally {
@@ -266,8 +305,7 @@ export class VrrpRunner extends EventEmitter<RunnerEvents> {
     const r = this.resolved;
     const any = r.instances.some((i) => Object.keys(i.notify).length > 0) || r.syncGroups.some((g) => Object.keys(g.notify).length > 0);
     if (!any && r.notifyFifos.length === 0) return;
-    let user: ScriptUser | undefined;
-    const userOf = () => user ??= r.scriptUser ? lookupUser(r.scriptUser.user, r.scriptUser.group) : defaultUser(r.scriptSecurity);
+    const userOf = () => this.scriptUser();
     this.fifos = r.notifyFifos.map((path) => NotifyFifo.open(path, any ? userOf() : undefined));
     const make = (kind: NotifyKind, name: string, scripts: NotifyScripts): Notifier => {
       const prep = (key: keyof NotifyScripts): PreparedScript | undefined => {
@@ -307,24 +345,38 @@ export class VrrpRunner extends EventEmitter<RunnerEvents> {
   }
 
   /**
-   * Tracked interfaces (./track.ts): each instance's effective priority and FAULT from the set of
-   * usable interfaces, as state-machine events for what changed since the last time.
+   * Tracking (./track.ts): each instance's effective priority and FAULT from the usable
+   * interfaces, the scripts' states and the files' values, as state-machine events for what
+   * changed since the last time. A disabled script is tracked by nobody.
    */
-  private applyTracking(usable: ReadonlySet<string>): void {
+  private applyTracking(): void {
     const set = this.set;
     if (!set) return;
+    const usable = this.usable;
+    const checks = this.checks;
     for (const inst of set.all()) {
       const c = inst.cfg;
-      const next = track(c.priority, c.trackInterfaces.map((t) => ({ kind: 'interface' as const, name: t.name, weight: t.weight, reverse: t.reverse, up: usable.has(t.name) })));
+      const objects: TrackedObject[] = c.trackInterfaces.map((t) => ({ kind: 'interface', ...t, up: usable.has(t.name) }));
+      for (const t of c.trackScripts) {
+        const state = checks?.scriptState(t.name);
+        if (state !== undefined) objects.push({ kind: 'script', ...t, state });
+      }
+      for (const t of c.trackFiles) objects.push({ kind: 'file', ...t, value: checks?.fileValue(t.name) ?? 0 });
+      const next = track(c.priority, objects);
       const events = trackEvents(c.priority, this.tracked.get(c.name), next);
       this.tracked.set(c.name, next);
       for (const e of events) set.dispatch(c.name, e);
+      if (this.waiting.has(c.name) && next.initializing.length === 0) {
+        this.waiting.delete(c.name);
+        set.dispatch(c.name, { type: 'startup' });
+      }
     }
   }
 
   private followLinks(): void {
     if (!this.links || this.stopped) return;
-    this.applyTracking(new Set(this.links.links().filter((l) => l.usable).map((l) => l.name)));
+    this.usable = new Set(this.links.links().filter((l) => l.usable).map((l) => l.name));
+    this.applyTracking();
   }
 
   private async sourceOf(cfg: ResolvedInstance, link: Link, all: AddressInfo[], nl: Rtnl): Promise<string> {

@@ -11,7 +11,10 @@
  *     so a positive weight rewards the object being up, a negative one punishes it being down.
  *   - file with a weight w (-254..254): adds value * w * m, capped to -254..253; -254 means FAULT.
  *   - a script that has not reported yet (`init`) adds nothing; with weight 0 it is reported in
- *     `initializing` (keepalived keeps such an instance out of MASTER until its scripts report).
+ *     `initializing`: keepalived 2.2.7 does not start such an instance (it stays in INIT, with no
+ *     state and no notification) until the script has reported (observed: a weight-0 script
+ *     whose first run takes 2 s gives BACKUP 2 s after the start, nothing before). The runner
+ *     (./runner.ts) holds the instance's startup back accordingly.
  *   - effective priority = base + sum of the additions, kept within 1..254; the address owner
  *     (base 255) is never moved.
  *
