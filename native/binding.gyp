@@ -11,6 +11,7 @@
         "src/link.cc",
         "src/pin.cc",
         "src/socket.cc",
+        "src/tcp.cc",
         "src/netns.cc"
       ],
       "include_dirs": [

@@ -11,6 +11,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitLink(env, exports);
   InitPin(env, exports);
   InitSocket(env, exports);
+  InitTcp(env, exports);
   InitNetns(env, exports);
   return exports;
 }

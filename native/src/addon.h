@@ -33,6 +33,7 @@ void InitProg(Napi::Env env, Napi::Object exports);     // prog.cc:   progInfo, 
 void InitLink(Napi::Env env, Napi::Object exports);     // link.cc:   xdp*, tc*
 void InitPin(Napi::Env env, Napi::Object exports);      // pin.cc:    objPin, objGet, closeFd
 void InitSocket(Napi::Env env, Napi::Object exports);   // socket.cc: openIpSocket, openPacketSocket
+void InitTcp(Napi::Env env, Napi::Object exports);      // tcp.cc:    openTcpProber
 void InitNetns(Napi::Env env, Napi::Object exports);    // netns.cc:  netnsRun
 
 }  // namespace xlb

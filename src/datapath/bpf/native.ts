@@ -167,6 +167,34 @@ export interface NativePacketSocket extends NativeSocketBase<NativePacketMessage
 
 export type NativeNetlinkSocket = NativeSocketBase<NativeNetlinkMessage>;
 
+/** Options of a TCP probe's socket (native/src/tcp.cc); each applied only when given. */
+export interface NativeTcpProbeOptions {
+  src?: Buffer;              // bind() to this source address (4/16 bytes)
+  srcPort?: number;          // bind() to this source port (SO_REUSEADDR)
+  ifname?: string;           // SO_BINDTODEVICE
+  mark?: number;             // SO_MARK
+  reset?: boolean;           // close with an RST as soon as the connect's result is known
+}
+
+/**
+ * Non-blocking TCP connects watched on the event loop. connect() returns a probe id; the
+ * prober's callback gets (id, 0) once it is connected, (id, errno) when it failed (the socket is
+ * then closed). A connected probe without `reset` stays open until release(id) hands over its fd
+ * (the caller owns it) or cancel(id) closes it with an RST. cancel() of a probe in progress
+ * closes it and no callback comes. While any probe exists the prober keeps the event loop alive.
+ * Errors before the connect is under way are thrown: 'socket', 'setsockopt', 'bind', 'connect'
+ * (e.g. ENETUNREACH).
+ */
+export interface NativeTcpProber {
+  connect(family: 4 | 6, dst: Buffer, port: number, opts: NativeTcpProbeOptions): number;
+  cancel(id: number): boolean;
+  release(id: number): number;
+  /** cancel every probe; no more callbacks */
+  close(): void;
+  /** probes open */
+  size(): number;
+}
+
 export interface NativeAddon {
   openObject(path: string): NativeObject;
 
@@ -235,6 +263,8 @@ export interface NativeAddon {
    * 'setsockopt', 'bind'.
    */
   openNetlinkSocket(protocol: number, groups: number, opts: NativeBufferOptions): NativeNetlinkSocket;
+  /** TCP connects with keepalived's connection options, for the health checkers (src/health/connect.ts). */
+  openTcpProber(callback: (id: number, errno: number) => void): NativeTcpProber;
   /**
    * Run fn with the calling thread in the network namespace of the file at path (/run/netns/NAME),
    * and back before returning or throwing. Sockets created synchronously in fn stay in that
