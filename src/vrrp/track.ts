@@ -158,15 +158,19 @@ export function scriptCheckResult(cfg: ScriptCheckConfig, st: ScriptCheckState, 
 // ---------------------------------------------------------------- track_file
 
 /**
- * The value of a tracked file's text as keepalived reads it (strtol with base 0: optional
+ * The number in a tracked file's text as keepalived reads it (strtol with base 0: optional
  * white space and sign, then 0x hex, 0 octal or decimal digits, up to the first other
- * character; nothing readable is 0), capped to -254..254.
+ * character; nothing readable is 0). Not capped (a real server's FILE_CHECK takes 32-bit values).
  */
-export function parseTrackFileValue(text: string): number {
+export function readTrackFileNumber(text: string): number {
   const m = /^[\t\n\v\f\r ]*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)?/.exec(text);
   const digits = m?.[2];
   if (!digits) return 0;
   const magnitude = /^0[xX]/.test(digits) ? parseInt(digits.slice(2), 16) : digits.startsWith('0') ? parseInt(digits, 8) || 0 : parseInt(digits, 10);
-  const value = m![1] === '-' ? -magnitude : magnitude;
-  return Math.max(-254, Math.min(254, value));
+  return m![1] === '-' ? -magnitude : magnitude;
+}
+
+/** The value of a tracked file for VRRP: readTrackFileNumber capped to -254..254. */
+export function parseTrackFileValue(text: string): number {
+  return Math.max(-254, Math.min(254, readTrackFileNumber(text)));
 }
