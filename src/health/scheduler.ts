@@ -270,7 +270,7 @@ export class HealthScheduler extends EventEmitter<{ event: [HealthEvent] }> {
       this.stats.timeouts++;
       const id = s.runId;
       cancel?.();
-      this.#complete(s, id, { up: false, reason: `timeout after ${timing.timeoutMs} ms` });
+      this.#complete(s, id, (s.checker as Checker).timeoutVerdict ?? { up: false, reason: `timeout after ${timing.timeoutMs} ms` });
       return;
     }
     if (!s.real.enabled) {

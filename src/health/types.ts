@@ -236,6 +236,8 @@ export interface Checker {
    * the run holds (sockets, processes) is released.
    */
   run(done: (r: CheckResult) => void): () => void;
+  /** what a run that times out means; default a failure ('timeout after N ms'). UDP_CHECK without require_reply: a success */
+  readonly timeoutVerdict?: CheckResult;
   /** release what the checker keeps between runs */
   close?(): void;
 }
