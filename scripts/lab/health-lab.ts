@@ -30,6 +30,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Agent } from './agent.ts';
 import { destroyNamespaces, ip, nsExec, onCleanup, randomPrefix, sysctls } from './netns.ts';
+import { nginxPreamble } from './services.ts';
 
 export const CHECKER = { ipv4: '198.18.0.2', ipv6: 'fd00::2' } as const;
 export const CHECKER2 = { ipv4: '198.18.0.3', ipv6: 'fd00::3' } as const;
@@ -63,15 +64,8 @@ export interface HealthLab {
 export function nginxHealthConfig(dir: string): string {
   const listen = (port: number, extra = '') => [`    listen ${port}${extra};`, `    listen [::]:${port}${extra};`];
   return [
-    'daemon on;',
-    'worker_processes 1;',
-    `pid ${join(dir, 'nginx.pid')};`,
-    `error_log ${join(dir, 'nginx-error.log')} warn;`,
-    'events { worker_connections 1024; }',
-    'http {',
-    '  access_log off;',
+    ...nginxPreamble(dir),
     '  default_type text/plain;',
-    ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `  ${t}_temp_path ${join(dir, t)};`),
     '  server {',
     ...listen(HTTP_PORT),
     '    location = /ok { return 200 "ok\\n"; }',

@@ -27,8 +27,12 @@ const REPO = resolve(import.meta.dirname, '../..');
 const REAL_SERVER = resolve(import.meta.dirname, 'real-server.ts');
 const READY_TIMEOUT_MS = 20_000;
 
-export function nginxConfig(name: string, dir: string): string {
-  const listen = HTTP_PORTS.flatMap((p) => [`    listen ${p};`, `    listen [::]:${p} ipv6only=on;`]);
+/**
+ * The start of an nginx config whose files all live in `dir`: one worker, pid and error log in
+ * `dir`, no access log, temporary files in `dir`; the caller adds its `server` blocks and closes
+ * the `http` block.
+ */
+export function nginxPreamble(dir: string): string[] {
   return [
     'daemon on;',
     'worker_processes 1;',
@@ -42,6 +46,13 @@ export function nginxConfig(name: string, dir: string): string {
     `  fastcgi_temp_path ${join(dir, 'fastcgi')};`,
     `  uwsgi_temp_path ${join(dir, 'uwsgi')};`,
     `  scgi_temp_path ${join(dir, 'scgi')};`,
+  ];
+}
+
+export function nginxConfig(name: string, dir: string): string {
+  const listen = HTTP_PORTS.flatMap((p) => [`    listen ${p};`, `    listen [::]:${p} ipv6only=on;`]);
+  return [
+    ...nginxPreamble(dir),
     '  server {',
     ...listen,
     '    default_type text/plain;',

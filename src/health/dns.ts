@@ -11,9 +11,9 @@
  * copy.
  */
 import { randomInt } from 'node:crypto';
-import { createSocket } from 'node:dgram';
 import type { CheckerSpec } from './config.ts';
 import { endpointText } from './connect.ts';
+import { udpExchange } from './udp.ts';
 import type { Checker, CheckResult } from './types.ts';
 
 export type DnsSpec = Extract<CheckerSpec, { kind: 'DNS_CHECK' }>;
@@ -63,36 +63,14 @@ export class DnsChecker implements Checker {
   }
 
   run(done: (r: CheckResult) => void): () => void {
-    const ep = this.#spec.endpoint;
     const id = randomInt(0x10000);
-    const sock = createSocket(ep.family === 4 ? 'udp4' : 'udp6');
-    let finished = false;
-    const close = () => {
-      try { sock.close(); } catch { /* closed already */ }
-    };
-    const finish = (r: CheckResult) => {
-      if (finished) return;
-      finished = true;
-      close();
-      done(r);
-    };
-    sock.on('error', (e: NodeJS.ErrnoException) => finish({ up: false, reason: e.code === 'ECONNREFUSED' ? 'port unreachable (ICMP)' : `${e.syscall ?? 'udp'}: ${e.code ?? e.message}` }));
-    sock.on('message', (msg) => {
+    return udpExchange(this.#spec.endpoint, dnsQuery(id, this.#spec.name, this.#spec.type), done, (msg) => {
       const a = dnsAnswer(msg, id);
       if ('ignore' in a) {
         this.ignored++;
-        return;
+        return undefined;
       }
-      finish(a.rcode === 0 ? { up: true, reason: 'NOERROR' } : { up: false, reason: `answer ${rcodeName(a.rcode)}` });
+      return a.rcode === 0 ? { up: true, reason: 'NOERROR' } : { up: false, reason: `answer ${rcodeName(a.rcode)}` };
     });
-    const query = dnsQuery(id, this.#spec.name, this.#spec.type);
-    // connect errors come as 'error' events
-    const send = () => sock.connect(ep.port, ep.address, () => sock.send(query));
-    if (ep.bindto !== undefined || ep.bindPort !== undefined) sock.bind({ address: ep.bindto, port: ep.bindPort ?? 0 }, send);
-    else send();
-    return () => {
-      finished = true;
-      close();
-    };
   }
 }

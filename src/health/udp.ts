@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import type { CheckerSpec, HexBytes } from './config.ts';
-import { endpointText } from './connect.ts';
+import { endpointText, type Endpoint } from './connect.ts';
 import type { Checker, CheckResult } from './types.ts';
 
 export type UdpSpec = Extract<CheckerSpec, { kind: 'UDP_CHECK' }>;
@@ -33,6 +33,40 @@ export function udpReplyMismatch(reply: Buffer, min: number, max: number, expect
   return undefined;
 }
 
+/**
+ * One datagram exchange of UDP_CHECK and DNS_CHECK: a UDP socket bound to the endpoint's source
+ * (when given) and connected to it sends `payload`; each datagram that comes back goes to
+ * `judge`, whose verdict ends the run (undefined: not an answer, keep waiting). An ICMP error
+ * (ECONNREFUSED: port unreachable) or a socket error ends it as a failure. Returns cancel.
+ */
+export function udpExchange(ep: Endpoint, payload: Buffer, done: (r: CheckResult) => void, judge: (msg: Buffer) => CheckResult | undefined): () => void {
+  const sock: Socket = createSocket(ep.family === 4 ? 'udp4' : 'udp6');
+  let finished = false;
+  const close = () => {
+    try { sock.close(); } catch { /* closed already */ }
+  };
+  const finish = (r: CheckResult) => {
+    if (finished) return;
+    finished = true;
+    close();
+    done(r);
+  };
+  const fail = (e: NodeJS.ErrnoException) => finish({ up: false, reason: e.code === 'ECONNREFUSED' ? 'port unreachable (ICMP)' : `${e.syscall ?? 'udp'}: ${e.code ?? e.message}` });
+  sock.on('error', fail);
+  sock.on('message', (msg) => {
+    const r = judge(msg);
+    if (r) finish(r);
+  });
+  // connect errors come as 'error' events
+  const send = () => sock.connect(ep.port, ep.address, () => sock.send(payload, (e) => { if (e) fail(e); }));
+  if (ep.bindto !== undefined || ep.bindPort !== undefined) sock.bind({ address: ep.bindto, port: ep.bindPort ?? 0 }, send);
+  else send();
+  return () => {
+    finished = true;
+    close();
+  };
+}
+
 export class UdpChecker implements Checker {
   readonly kind = 'UDP_CHECK';
   readonly target: string;
@@ -47,34 +81,10 @@ export class UdpChecker implements Checker {
 
   run(done: (r: CheckResult) => void): () => void {
     const spec = this.#spec;
-    const ep = spec.endpoint;
-    const sock: Socket = createSocket(ep.family === 4 ? 'udp4' : 'udp6');
-    let finished = false;
-    const close = () => {
-      try { sock.close(); } catch { /* closed already */ }
-    };
-    const finish = (r: CheckResult) => {
-      if (finished) return;
-      finished = true;
-      close();
-      done(r);
-    };
-    const fail = (e: NodeJS.ErrnoException) => finish({ up: false, reason: e.code === 'ECONNREFUSED' ? 'port unreachable (ICMP)' : `${e.syscall ?? 'udp'}: ${e.code ?? e.message}` });
-    sock.on('error', fail);
-    sock.on('message', (msg) => {
-      if (!spec.requireReply) return finish(REPLIED);
+    return udpExchange(spec.endpoint, spec.payload ?? randomBytes(RANDOM_PAYLOAD), done, (msg) => {
+      if (!spec.requireReply) return REPLIED;
       const bad = udpReplyMismatch(msg, spec.minReply, spec.maxReply, spec.reply);
-      finish(bad ? { up: false, reason: bad } : REPLIED);
+      return bad ? { up: false, reason: bad } : REPLIED;
     });
-    // connect errors come as 'error' events
-    const send = () => sock.connect(ep.port, ep.address, () => {
-      sock.send(spec.payload ?? randomBytes(RANDOM_PAYLOAD), (e) => { if (e) fail(e); });
-    });
-    if (ep.bindto !== undefined || ep.bindPort !== undefined) sock.bind({ address: ep.bindto, port: ep.bindPort ?? 0 }, send);
-    else send();
-    return () => {
-      finished = true;
-      close();
-    };
   }
 }
