@@ -201,14 +201,17 @@ function family(keyword: string, address: string): Family {
   }
 }
 
-/** The endpoint of a connecting checker; `base` supplies unset options (SMTP_CHECK's host blocks). */
-export function resolveEndpoint(c: ConnectionOptions, ctx: ResolveContext, base: ConnectionOptions = {}): Endpoint {
+/**
+ * The endpoint of a connecting checker; `base` supplies unset options (SMTP_CHECK's host blocks).
+ * PING_CHECK needs no port (`portless`: the real server's, or 0).
+ */
+export function resolveEndpoint(c: ConnectionOptions, ctx: ResolveContext, base: ConnectionOptions = {}, portless = false): Endpoint {
   const o = { ...base, ...c };
   const address = o.connect_ip ?? ctx.address;
   const fam = family(o.connect_ip !== undefined ? 'connect_ip' : 'real_server', address);
   const dstPort = o.connect_port ?? ctx.port;
-  if (dstPort === 0) throw new CheckerConfigError('connect_port', 'the real server has no port (an all-ports or fwmark service): set connect_port');
-  const ep: Endpoint = { family: fam, address, port: port(o.connect_port !== undefined ? 'connect_port' : 'real_server', dstPort) };
+  if (dstPort === 0 && !portless) throw new CheckerConfigError('connect_port', 'the real server has no port (an all-ports or fwmark service): set connect_port');
+  const ep: Endpoint = { family: fam, address, port: dstPort === 0 && portless ? 0 : port(o.connect_port !== undefined ? 'connect_port' : 'real_server', dstPort) };
   if (o.bindto !== undefined) {
     if (family('bindto', o.bindto) !== fam) throw new CheckerConfigError('bindto', `${o.bindto} is not of the family of ${address}`);
     ep.bindto = o.bindto;
@@ -272,7 +275,7 @@ export function resolveChecker(c: AnyCheckerConfig, ctx: ResolveContext): Checke
     case 'TCP_CHECK':
       return { kind: c.kind, timing: resolveTiming(c.kind, c.config, ctx), endpoint: resolveEndpoint(c.config, ctx) };
     case 'PING_CHECK': {
-      const endpoint = resolveEndpoint({ ...c.config, connect_port: c.config.connect_port ?? 1 }, ctx);
+      const endpoint = resolveEndpoint(c.config, ctx, {}, true);
       if (endpoint.fwmark !== undefined) throw new CheckerConfigError('fwmark', 'is not supported by xlb on PING_CHECK (raw ICMP sockets set no mark)');
       return { kind: c.kind, timing: resolveTiming(c.kind, c.config, ctx), endpoint };
     }

@@ -13,7 +13,7 @@
  * the plain types.
  */
 import { defaultUser } from '../vrrp/script.ts';
-import { resolveChecker, describeSpec, type CheckerSpec, type ResolveContext } from './config.ts';
+import { resolveChecker, type CheckerSpec, type ResolveContext } from './config.ts';
 import { DnsChecker } from './dns.ts';
 import { FileChecker } from './file.ts';
 import { HttpChecker } from './http.ts';
@@ -26,7 +26,7 @@ import type { AnyCheckerConfig } from './types.ts';
 import { UdpChecker } from './udp.ts';
 
 export { HealthScheduler, type CheckerEntry, type RealCheckers } from './scheduler.ts';
-export { resolveChecker, CheckerConfigError, type CheckerSpec, type ResolveContext } from './config.ts';
+export { resolveChecker, describeSpec, CheckerConfigError, type CheckerSpec, type ResolveContext } from './config.ts';
 export type { HealthEvent, CheckResult, AnyCheckerConfig, HealthCheckerKind } from './types.ts';
 
 export interface CheckerEnv {
@@ -85,4 +85,3 @@ export function checkersForReal(configs: readonly AnyCheckerConfig[], ctx: Resol
   return { entries, specs, refused };
 }
 
-export { describeSpec };

@@ -9,7 +9,8 @@
  * A raw socket sees every ICMP message to this host, so a reply counts only when it comes from
  * the real server and carries this checker's identifier and this check's sequence number. A
  * destination-unreachable or time-exceeded error that quotes this echo request fails the check at
- * once; everything else is ignored. fwmark is not supported (the addon's raw sockets set no mark).
+ * once; everything else is ignored. fwmark is not supported (the addon's raw sockets set no mark;
+ * ./config.ts refuses it).
  */
 import { randomInt } from 'node:crypto';
 import { native } from '../datapath/bpf/index.ts';
@@ -83,7 +84,6 @@ export class PingChecker implements Checker {
 
   constructor(spec: PingSpec) {
     const ep = spec.endpoint;
-    if (ep.fwmark !== undefined) throw new Error('PING_CHECK: fwmark is not supported by xlb (raw ICMP sockets set no mark)');
     this.#family = ep.family;
     this.#dst = ipOfFamily(ep.address, ep.family, 'sendmsg', 'connect_ip').bytes;
     this.#src = ep.bindto !== undefined ? ipOfFamily(ep.bindto, ep.family, 'sendmsg', 'bindto').bytes : null;

@@ -31,7 +31,7 @@
 import { EventEmitter } from 'node:events';
 import { systemClock, type Clock, type TimerHandle } from '../util/clock.ts';
 import { afterCheck, initialRetryState, type RetryState } from './retry.ts';
-import type { Checker, CheckResult, CheckTiming, HealthEvent, WatchChecker } from './types.ts';
+import type { Checker, CheckResult, CheckTiming, HealthCheckerKind, HealthEvent, WatchChecker } from './types.ts';
 
 /** keepalived's BOOTSTRAP_DELAY: the first checks wait this long after start. */
 export const BOOTSTRAP_MS = 1000;
@@ -65,7 +65,7 @@ export interface SchedulerStats {
 }
 
 export interface CheckerSnapshot {
-  kind: string;
+  kind: HealthCheckerKind;
   target: string;
   up: boolean;
   hasRun: boolean;

@@ -203,7 +203,7 @@ export interface HealthEvent {
   up: boolean;
   /** configured weight + the checkers' contributions, at least 0 */
   weight: number;
-  /** the checker behind the change: its index among the real server's checkers, kind and reason */
+  /** the checker behind the change: its index among the checkers the real server was added with, kind and reason */
   checker: { index: number; kind: HealthCheckerKind; reason: string };
   /** the scheduler clock's time (ms) */
   at: number;

@@ -63,6 +63,9 @@ test('endpoint: connect_ip/connect_port over the real server; bindto, bind_port,
   throwsKeyword(() => spec({ kind: 'TCP_CHECK', config: { bindto: 'fd00::2' } }), 'bindto', /not of the family of 198.18.0.11/);
   throwsKeyword(() => spec({ kind: 'TCP_CHECK', config: { connect_ip: 'fe80::1' } }), 'bind_if', /link-local address fe80::1 needs bind_if/);
   throwsKeyword(() => spec({ kind: 'TCP_CHECK', config: {} }, { port: 0 }), 'connect_port', /no port/);
+  const ping = spec({ kind: 'PING_CHECK', config: {} }, { port: 0 });
+  assert.deepEqual(ping.kind === 'PING_CHECK' && ping.endpoint, { family: 4, address: '198.18.0.11', port: 0 }, 'PING_CHECK needs no port');
+  throwsKeyword(() => spec({ kind: 'PING_CHECK', config: { fwmark: 1 } }), 'fwmark', /not supported by xlb on PING_CHECK/);
   throwsKeyword(() => spec({ kind: 'TCP_CHECK', config: { connect_port: 70000 } }), 'connect_port', /70000 is not a port/);
   throwsKeyword(() => spec({ kind: 'TCP_CHECK', config: { connect_ip: '198.18.0.300' } }), 'connect_ip', /not an IP address/);
   throwsKeyword(() => spec({ kind: 'TCP_CHECK', config: { delay_loop: 0 } }), 'delay_loop', /more than 0/);
