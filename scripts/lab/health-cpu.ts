@@ -28,6 +28,8 @@ async function main(): Promise<void> {
       ctx: { address: SERVER.ipv4, port: HTTP_PORT, service: { delay_loop: 1, warmup: 1, connect_timeout: 3, retry: 1 } },
     });
     await new Promise((r) => setTimeout(r, 2500));
+    const first = await lab.checker.call({ op: 'state', key: 'r0' }) as { state: { up: boolean; checkers: { reason: string }[] } };
+    if (!first.state.up) throw new Error(`the checks fail (${first.state.checkers[0]?.reason}): no figure`);
     const results: { perSec: number; cores: number; usPerCheck: number; failures: number }[] = [];
     for (let i = 0; i < runs; i++) {
       const a = await lab.checker.call({ op: 'cpu' }) as Record<string, number>;
