@@ -177,26 +177,30 @@ struct xlb_stats {
 	__u64 conns;     /* flows scheduled (connection table misses) */
 };
 
-/* Global counters, one slot each in the global_stats per-CPU array. */
+/* Global counters, one slot each in the global_stats per-CPU array.
+ * Every packet counts exactly one of the counters tagged [verdict], at the
+ * program's single exit. XLB_CNT_RX, every packet the program saw, is not
+ * written by the program (one per-CPU add less per packet): the control plane
+ * reports it as the sum of the [verdict] counters; its slot stays 0. */
 enum xlb_counter {
-	XLB_CNT_RX = 0,              /* every packet the program saw */
-	XLB_CNT_PASS_NON_IP,         /* not IPv4/IPv6 (ARP, LLDP, ...) */
-	XLB_CNT_PASS_NON_SERVICE,    /* IP, but no virtual service matches */
-	XLB_CNT_PASS_LOCAL,          /* for a VIP but not balanced (ICMP echo, other protocols) */
-	XLB_CNT_DROP_TRUNCATED,      /* a header ends beyond the packet */
-	XLB_CNT_DROP_MALFORMED,      /* bad IHL, IP version, TCP data offset, ... */
-	XLB_CNT_DROP_NO_REAL,        /* service has no table or an empty slot */
-	XLB_CNT_DROP_FRAGMENT,       /* fragment for a VIP without an all-ports service */
-	XLB_CNT_DROP_ENCAP,          /* headroom or family mismatch for encapsulation */
+	XLB_CNT_RX = 0,              /* every packet the program saw: the sum of the [verdict] ones */
+	XLB_CNT_PASS_NON_IP,         /* [verdict] not IPv4/IPv6 (ARP, LLDP, ...) */
+	XLB_CNT_PASS_NON_SERVICE,    /* [verdict] IP, but no virtual service matches */
+	XLB_CNT_PASS_LOCAL,          /* [verdict] for a VIP but not balanced (ICMP echo, other protocols) */
+	XLB_CNT_DROP_TRUNCATED,      /* [verdict] a header ends beyond the packet */
+	XLB_CNT_DROP_MALFORMED,      /* [verdict] bad IHL, IP version, TCP data offset, ... */
+	XLB_CNT_DROP_NO_REAL,        /* [verdict] service has no table or an empty slot */
+	XLB_CNT_DROP_FRAGMENT,       /* [verdict] fragment for a VIP without an all-ports service */
+	XLB_CNT_DROP_ENCAP,          /* [verdict] headroom or family mismatch for encapsulation */
 	XLB_CNT_FRAGMENT_FWD,        /* fragment forwarded by the address-only hash */
 	XLB_CNT_ICMP_FWD,            /* ICMP error steered to the flow's real */
 	XLB_CNT_CT_HIT,              /* connection table hit with a live real */
 	XLB_CNT_CT_MISS,             /* connection table miss: scheduled by Maglev */
 	XLB_CNT_CT_STALE,            /* hit, but the real was removed: rescheduled */
-	XLB_CNT_TX,                  /* XDP_TX */
-	XLB_CNT_REDIRECT,            /* XDP_REDIRECT */
-	XLB_CNT_DROP_NAT,            /* a NAT real cannot take it: fragment, other family, no full-NAT address */
-	XLB_CNT_DROP_NAT_NO_PORT,    /* full-NAT: every candidate source port is in use */
+	XLB_CNT_TX,                  /* [verdict] XDP_TX */
+	XLB_CNT_REDIRECT,            /* [verdict] XDP_REDIRECT */
+	XLB_CNT_DROP_NAT,            /* [verdict] a NAT real cannot take it: fragment, other family, no full-NAT address */
+	XLB_CNT_DROP_NAT_NO_PORT,    /* [verdict] full-NAT: every candidate source port is in use */
 	XLB_CNT_NAT_CREATED,         /* NAT state written: a new flow, or one whose state was evicted or expired */
 	XLB_CNT_NAT_EXPIRED,         /* an expired NAT entry was met (and treated as absent) */
 	XLB_CNT_NAT_REPLY,           /* a real's reply translated back and sent toward the client */

@@ -56,6 +56,12 @@ test('enum xlb_counter: same names in the same order', () => {
   assert.equal(values.find((v) => v.name === 'XLB_CNT_MAX')?.val, abi.XLB_CNT_MAX);
 });
 
+test('the counters tagged [verdict] in xlb_abi.h are XLB_VERDICT_COUNTERS (rx is their sum)', () => {
+  const header = readFileSync(resolve(REPO, 'bpf/include/xlb_abi.h'), 'utf8');
+  const tagged = [...header.matchAll(/^\s*(XLB_CNT_\w+),\s*\/\* \[verdict\]/gm)].map((m) => m[1]);
+  assert.deepEqual(tagged, [...abi.XLB_VERDICT_COUNTERS]);
+});
+
 for (const [enumName, mirror] of [['xlb_method', abi.XlbMethod], ['xlb_family', abi.XlbFamily]] as const) {
   test(`enum ${enumName}: same values`, () => {
     const t = byName('ENUM', enumName);

@@ -10,7 +10,7 @@ import {
 } from '../../src/datapath/bpf/index.ts';
 import { XdpForwarder, type ForwarderMaps, type RealSpec, type ServiceSpec } from '../../src/datapath/xdp/forwarder.ts';
 import {
-  XLB_CFG_F_NAT, XLB_CNT_MAX, XLB_NAT_F_CLOSING, XLB_NAT_F_FULL, XLB_NAT_PORT_WORDS, XLB_REAL_F_ACTIVE, XLB_REAL_F_DRAINED, XlbConfig, XlbFlow, XlbFlowKey, XlbNat, XlbPersist, XlbPersistKey, XlbReal,
+  XLB_CFG_F_NAT, XLB_CNT_MAX, XLB_COUNTERS, XLB_NAT_F_CLOSING, XLB_NAT_F_FULL, XLB_NAT_PORT_WORDS, XLB_REAL_F_ACTIVE, XLB_REAL_F_DRAINED, XlbConfig, XlbFlow, XlbFlowKey, XlbNat, XlbPersist, XlbPersistKey, XlbReal,
   XlbService, XlbStats, XlbVipKey, decode, encode,
 } from '../../src/datapath/xdp/abi.ts';
 import { addrBytes, macBytes, portField } from '../../src/datapath/xdp/net.ts';
@@ -190,6 +190,26 @@ test('statistics are summed over CPUs', () => {
   maps.realStats.updatePerCpu(id, [one, one]);
   assert.deepEqual(fw.realStats(svc, '198.18.1.1'), { packets: 6n, bytes: 600n, conns: 2n });
   assert.equal(fw.counters().rx, 0n);
+});
+
+test('rx is the sum of the verdict counters, whatever slot 0 holds', () => {
+  const { fw, maps } = rig();
+  const put = (name: string, perCpu: bigint[]) => {
+    const i = XLB_COUNTERS.indexOf(name as (typeof XLB_COUNTERS)[number]);
+    assert.ok(i >= 0, name);
+    const k = Buffer.alloc(4);
+    k.writeUInt32LE(i);
+    maps.globalStats.updatePerCpu(k, perCpu.map((v) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(v); return b; }));
+  };
+  put('XLB_CNT_RX', [1000n, 1000n]); // not written by the program: ignored
+  put('XLB_CNT_TX', [3n, 4n]);
+  put('XLB_CNT_PASS_NON_SERVICE', [5n, 0n]);
+  put('XLB_CNT_DROP_NAT_NO_PORT', [0n, 1n]);
+  put('XLB_CNT_CT_HIT', [7n, 0n]); // not a verdict
+  const c = fw.counters();
+  assert.equal(c.rx, 13n);
+  assert.equal(c.tx, 7n);
+  assert.equal(c.ct_hit, 7n);
 });
 
 // ---------------------------------------------------------------- NAT and full-NAT

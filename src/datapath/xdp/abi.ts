@@ -91,6 +91,13 @@ export const XLB_COUNTERS = [
   'XLB_CNT_PERSIST_NEW',
 ] as const;
 export const XLB_CNT_MAX = XLB_COUNTERS.length;
+/** The counters tagged [verdict] in xlb_abi.h: every packet counts exactly one of them, and
+ * XLB_CNT_RX (which the program does not write) is their sum. */
+export const XLB_VERDICT_COUNTERS: readonly (typeof XLB_COUNTERS)[number][] = [
+  'XLB_CNT_PASS_NON_IP', 'XLB_CNT_PASS_NON_SERVICE', 'XLB_CNT_PASS_LOCAL', 'XLB_CNT_DROP_TRUNCATED',
+  'XLB_CNT_DROP_MALFORMED', 'XLB_CNT_DROP_NO_REAL', 'XLB_CNT_DROP_FRAGMENT', 'XLB_CNT_DROP_ENCAP', 'XLB_CNT_TX',
+  'XLB_CNT_REDIRECT', 'XLB_CNT_DROP_NAT', 'XLB_CNT_DROP_NAT_NO_PORT',
+];
 
 // ---- flags ----
 export const XLB_SVC_F_HASH_SRC_ONLY = 1 << 0;

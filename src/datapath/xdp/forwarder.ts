@@ -40,7 +40,7 @@
 import {
   XLB_CFG_F_NAT, XLB_COUNTERS, XLB_CT_SIZE_DEFAULT, XLB_MAGLEV_SIZE_DEFAULT, XLB_MAX_REALS, XLB_MAX_SERVICES,
   XLB_NAT_F_CLOSING, XLB_NAT_F_FULL, XLB_NAT_PORT_WORDS, XLB_NAT_SIZE_DEFAULT, XLB_PERSIST_SIZE_DEFAULT, XLB_REAL_F_ACTIVE,
-  XLB_REAL_F_DRAINED, XLB_SVC_F_HASH_SRC_ONLY, XLB_SVC_F_OPS, XLB_VIP_FILTER_WORDS,
+  XLB_REAL_F_DRAINED, XLB_SVC_F_HASH_SRC_ONLY, XLB_SVC_F_OPS, XLB_VERDICT_COUNTERS, XLB_VIP_FILTER_WORDS,
   XlbConfig, XlbFlowKey, XlbMethod, XlbNat, XlbPersist, XlbPersistKey, XlbReal, XlbService, XlbStats, XlbVipKey, decode, encode,
 } from './abi.ts';
 import { buildMaglevTable, isPrime } from './maglev.ts';
@@ -170,7 +170,8 @@ export const DEFAULT_OBJECT = bpfObjectPath('xlb');
 type CounterOf<T> = T extends `XLB_CNT_${infer N}` ? Lowercase<N> : never;
 /** Counter names as reported: 'XLB_CNT_DROP_NO_REAL' → 'drop_no_real'. */
 export type CounterName = CounterOf<(typeof XLB_COUNTERS)[number]>;
-export const COUNTER_NAMES = XLB_COUNTERS.map((c) => c.slice('XLB_CNT_'.length).toLowerCase() as CounterName);
+const counterName = (c: (typeof XLB_COUNTERS)[number]): CounterName => c.slice('XLB_CNT_'.length).toLowerCase() as CounterName;
+export const COUNTER_NAMES = XLB_COUNTERS.map(counterName);
 
 interface RealState {
   id: number;
@@ -442,11 +443,14 @@ export class XdpForwarder {
     return this.natInUse;
   }
 
+  /** The global counters, summed over the CPUs; rx is the sum of the verdict counters (the
+   * program does not write it: xlb_abi.h). */
   counters(): Record<CounterName, bigint> {
     const out = {} as Record<CounterName, bigint>;
     COUNTER_NAMES.forEach((name, i) => {
       out[name] = this.maps.globalStats.lookupPerCpu(u32(i)).reduce((sum, v) => sum + v.readBigUInt64LE(0), 0n);
     });
+    out.rx = XLB_VERDICT_COUNTERS.reduce((sum, c) => sum + out[counterName(c)], 0n);
     return out;
   }
 
