@@ -90,7 +90,11 @@ struct xlb_real {
 	__u8  pad[2];
 };
 
-/* ---- connection table (LRU hash, per-CPU LRU lists) ---- */
+/* ---- connection table (LRU hash, per-CPU LRU lists) ----
+ * Two maps with the same value: conntrack4 for IPv4 flows, keyed by the
+ * compact struct xlb_flow_key4 (16 bytes: one jhash round and a short key
+ * compare), and conntrack for IPv6 flows, keyed by struct xlb_flow_key
+ * (family XLB_AF_INET6). Each holds up to the configured table size. */
 struct xlb_flow_key {
 	__u8  saddr[16];
 	__u8  daddr[16];
@@ -99,6 +103,15 @@ struct xlb_flow_key {
 	__u8  proto;
 	__u8  family;
 	__u8  pad[2];
+};
+
+struct xlb_flow_key4 {
+	__u8  saddr[4];
+	__u8  daddr[4];
+	__u16 sport;     /* network order */
+	__u16 dport;     /* network order */
+	__u8  proto;
+	__u8  pad[3];    /* zero */
 };
 
 struct xlb_flow {

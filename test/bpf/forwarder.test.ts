@@ -330,6 +330,38 @@ describe('behaviour', () => {
     }
   });
 
+  test('(g) connection table: IPv4 flows under the 16-byte key in conntrack4, IPv6 flows in conntrack; size and clear cover both', () => {
+    requireRoot();
+    requireFile(XLB_OBJECT, 'make all');
+    const parts = XdpForwarder.load({ ctSize: 4096 });
+    try {
+      const fw = new XdpForwarder(parts);
+      fw.setConfig({});
+      const v4: ServiceSpec = { address: '198.18.0.95', port: 80, protocol: 'tcp' };
+      const v6: ServiceSpec = { address: 'fd00:95::1', port: 443, protocol: 'tcp' };
+      fw.setService(v4, [drReal('198.18.1.95')]);
+      fw.setService(v6, [drReal('fd00:95::95')]);
+      forward(fw, tcpFrame('198.18.10.95', 40001, v4.address, 80, 'S'));
+      forward(fw, tcpFrame('fd00:96::1', 40002, v6.address, 443, 'S'));
+      // the IPv4 key, from xlb_abi.h's text: saddr(4) daddr(4) sport dport (network order) proto pad(3)
+      const key4 = Buffer.from([198, 18, 10, 95, 198, 18, 0, 95, 40001 >> 8, 40001 & 255, 0, 80, 6, 0, 0, 0]);
+      const keys4 = [...parts.maps.conntrack4.keys()];
+      assert.deepEqual(keys4.map((k) => k.toString('hex')), [key4.toString('hex')]);
+      const keys6 = [...parts.maps.conntrack.keys()];
+      assert.equal(keys6.length, 1);
+      assert.equal(keys6[0]![37], 6, 'the IPv6 table holds the IPv6 flow (family byte)');
+      assert.equal(fw.conntrackSize(), 2);
+      // an established packet of the IPv4 flow is a table hit
+      const before = fw.counters();
+      forward(fw, tcpFrame('198.18.10.95', 40001, v4.address, 80, 'A', payload(10)));
+      assert.equal(fw.counters().ct_hit - before.ct_hit, 1n);
+      fw.clearConntrack();
+      assert.equal(fw.conntrackSize(), 0);
+    } finally {
+      parts.object?.close();
+    }
+  });
+
   test('(f) per-service and per-real packets, bytes and connections match what was sent', async () => {
     const fw = await forwarder();
     const tcpSvc: ServiceSpec = { address: '198.18.0.90', port: 80, protocol: 'tcp' };

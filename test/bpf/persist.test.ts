@@ -65,10 +65,12 @@ function agePersist(parts: ForwarderParts, seconds: number): void {
 /** Make every flow's last template refresh (persist_seen, in about-seconds) one second older. */
 function ageFlowSeen(parts: ForwarderParts): void {
   const f = XlbFlow.fields.find((x) => x.name === 'persist_seen')!;
-  for (const [k, v] of [...parts.maps.conntrack.entries()]) {
-    const out = Buffer.from(v);
-    out.writeUInt16LE((v.readUInt16LE(f.offset) - 1) & 0xffff, f.offset);
-    parts.maps.conntrack.update(k, out);
+  for (const map of [parts.maps.conntrack4, parts.maps.conntrack]) {
+    for (const [k, v] of [...map.entries()]) {
+      const out = Buffer.from(v);
+      out.writeUInt16LE((v.readUInt16LE(f.offset) - 1) & 0xffff, f.offset);
+      map.update(k, out);
+    }
   }
 }
 

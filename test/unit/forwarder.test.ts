@@ -10,7 +10,7 @@ import {
 } from '../../src/datapath/bpf/index.ts';
 import { XdpForwarder, type ForwarderMaps, type RealSpec, type ServiceSpec } from '../../src/datapath/xdp/forwarder.ts';
 import {
-  XLB_CFG_F_NAT, XLB_CNT_MAX, XLB_COUNTERS, XLB_NAT_F_CLOSING, XLB_NAT_F_FULL, XLB_NAT_PORT_WORDS, XLB_REAL_F_ACTIVE, XLB_REAL_F_DRAINED, XlbConfig, XlbFlow, XlbFlowKey, XlbNat, XlbPersist, XlbPersistKey, XlbReal,
+  XLB_CFG_F_NAT, XLB_CNT_MAX, XLB_COUNTERS, XLB_NAT_F_CLOSING, XLB_NAT_F_FULL, XLB_NAT_PORT_WORDS, XLB_REAL_F_ACTIVE, XLB_REAL_F_DRAINED, XlbConfig, XlbFlow, XlbFlowKey, XlbFlowKey4, XlbNat, XlbPersist, XlbPersistKey, XlbReal,
   XlbService, XlbStats, XlbVipKey, decode, encode,
 } from '../../src/datapath/xdp/abi.ts';
 import { addrBytes, macBytes, portField } from '../../src/datapath/xdp/net.ts';
@@ -35,6 +35,7 @@ function rig() {
     // the outer array-of-maps: a hash of u32 → inner fd here (the kernel's allows delete, as a hash does)
     maglev: record('maglev', new FakeMap({ type: BPF_MAP_TYPE_HASH, keySize: 4, valueSize: 4, maxEntries: 16 })),
     reals: record('reals', new FakeMap({ type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: XlbReal.size, maxEntries: 64 })),
+    conntrack4: new FakeMap({ type: BPF_MAP_TYPE_LRU_HASH, keySize: XlbFlowKey4.size, valueSize: XlbFlow.size, maxEntries: 64 }),
     conntrack: new FakeMap({ type: BPF_MAP_TYPE_LRU_HASH, keySize: XlbFlowKey.size, valueSize: XlbFlow.size, maxEntries: 64 }),
     nat: new FakeMap({ type: BPF_MAP_TYPE_LRU_HASH, keySize: XlbFlowKey.size, valueSize: XlbNat.size, maxEntries: 64 }),
     natPorts: record('natPorts', new FakeMap({ type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 8, maxEntries: XLB_NAT_PORT_WORDS })),

@@ -131,6 +131,9 @@ export const XlbReal = defineStruct('xlb_real', [
 export const XlbFlowKey = defineStruct('xlb_flow_key', [
   bytes('saddr', 16), bytes('daddr', 16), u16('sport'), u16('dport'), u8('proto'), u8('family'), bytes('pad', 2),
 ]);
+export const XlbFlowKey4 = defineStruct('xlb_flow_key4', [
+  bytes('saddr', 4), bytes('daddr', 4), u16('sport'), u16('dport'), u8('proto'), bytes('pad', 3),
+]);
 export const XlbFlow = defineStruct('xlb_flow', [u32('real_id'), u32('service_id'), u16('nat_port'), u16('persist_seen')]);
 export const XlbNat = defineStruct('xlb_nat', [
   u64('last'), bytes('vaddr', 16), bytes('caddr', 16), u16('vport'), u16('cport'), bytes('dmac', 6), bytes('smac', 6),
@@ -146,7 +149,7 @@ export const XlbConfig = defineStruct('xlb_config', [
 ]);
 
 export const ABI_STRUCTS: readonly StructLayout[] = [
-  XlbVipKey, XlbService, XlbReal, XlbFlowKey, XlbFlow, XlbNat, XlbPersistKey, XlbPersist, XlbStats, XlbConfig,
+  XlbVipKey, XlbService, XlbReal, XlbFlowKey, XlbFlowKey4, XlbFlow, XlbNat, XlbPersistKey, XlbPersist, XlbStats, XlbConfig,
 ];
 
 /**

@@ -206,7 +206,9 @@ export function serviceKey(s: ServiceSpec): string {
 
 /** The program's maps, by role. */
 export interface ForwarderMaps {
-  services: MapLike; maglev: MapLike; reals: MapLike; conntrack: MapLike; nat: MapLike; natPorts: MapLike;
+  services: MapLike; maglev: MapLike; reals: MapLike; nat: MapLike; natPorts: MapLike;
+  /** the connection table: IPv4 flows (compact key), IPv6 flows */
+  conntrack4: MapLike; conntrack: MapLike;
   persist: MapLike; serviceStats: MapLike; realStats: MapLike; globalStats: MapLike; config: MapLike;
   /** the bitmap of VIP addresses; absent with fake maps that stand for no program (unit tests) */
   vipFilter?: MapLike;
@@ -286,6 +288,7 @@ export class XdpForwarder {
       obj.setMapMaxEntries('services', maxServices * 2);
       obj.setMapMaxEntries('reals', maxReals);
       obj.setMapMaxEntries('real_stats', maxReals);
+      obj.setMapMaxEntries('conntrack4', options.ctSize ?? XLB_CT_SIZE_DEFAULT);
       obj.setMapMaxEntries('conntrack', options.ctSize ?? XLB_CT_SIZE_DEFAULT);
       obj.setMapMaxEntries('nat', options.natSize ?? XLB_NAT_SIZE_DEFAULT);
       obj.setMapMaxEntries('persist', options.persistSize ?? XLB_PERSIST_SIZE_DEFAULT);
@@ -297,6 +300,7 @@ export class XdpForwarder {
           services: obj.map('services'),
           maglev: obj.map('maglev_tables'),
           reals: obj.map('reals'),
+          conntrack4: obj.map('conntrack4'),
           conntrack: obj.map('conntrack'),
           nat: obj.map('nat'),
           natPorts: obj.map('nat_ports'),
@@ -470,16 +474,18 @@ export class XdpForwarder {
     return sumStats(this.maps.realStats.lookupPerCpu(u32(real.id)));
   }
 
-  /** Number of connection-table entries (walks the map: for tests and status, not hot paths). */
+  /** Number of connection-table entries, IPv4 and IPv6 (walks the maps: for tests and status, not hot paths). */
   conntrackSize(): number {
     let n = 0;
-    for (const _ of this.maps.conntrack.keys()) n++;
+    for (const map of [this.maps.conntrack4, this.maps.conntrack]) for (const _ of map.keys()) n++;
     return n;
   }
 
   clearConntrack(): void {
-    const keys = [...this.maps.conntrack.keys()];
-    for (const k of keys) this.maps.conntrack.delete(k);
+    for (const map of [this.maps.conntrack4, this.maps.conntrack]) {
+      const keys = [...map.keys()];
+      for (const k of keys) map.delete(k);
+    }
   }
 
   /** Number of NAT state entries, expired ones included (walks the map: for tests and status). */
