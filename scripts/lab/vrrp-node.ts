@@ -22,9 +22,9 @@ import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { systemClock } from '../../src/util/clock.ts';
+import { spinningClock, systemClock } from '../../src/util/clock.ts';
 import type { VrrpConfig } from '../../src/vrrp/config.ts';
-import { spinningClock, VrrpRunner } from '../../src/vrrp/runner.ts';
+import { VrrpRunner } from '../../src/vrrp/runner.ts';
 import { LinkWatcher } from '../../src/net/link-watch.ts';
 import { toJsonLine } from './agent.ts';
 

@@ -6,6 +6,8 @@
  * return deadlines (absolute times on this scale); a driver arms them on a `Clock`:
  *
  *   - `systemClock`: performance.now() and real timers, for the daemon;
+ *   - `spinningClock()`: the same, but a timer fires within a few tens of microseconds after its
+ *     deadline (it polls for the last SPIN_MS), for the timers that decide a VRRP takeover;
  *   - `ManualClock`: time moves only when a test calls `advance`/`advanceTo`, which runs the
  *     due callbacks in deadline order (ties in arming order), each seeing `now()` equal to its
  *     own deadline.
@@ -51,6 +53,56 @@ export const systemClock: Clock = {
     clearTimeout((handle as SystemHandle).timeout);
   },
 };
+
+/** How long before a deadline spinningClock stops sleeping and starts polling. */
+const SPIN_MS = 2;
+/** How close to a deadline spinningClock stops polling and waits in a loop (one loop turn here: 20-300 us). */
+const BUSY_MS = 0.3;
+
+interface SpinHandle extends TimerHandle {
+  cancelled: boolean;
+  timeout?: NodeJS.Timeout;
+  immediate?: NodeJS.Immediate;
+}
+
+/**
+ * A clock for the timers that decide a takeover: node's setTimeout runs on the loop's cached
+ * millisecond time, so a deadline is met anywhere from about 1 ms early to 1-2 ms late. This one
+ * sleeps (setTimeout) until SPIN_MS before the deadline, then polls the monotonic clock once per
+ * event-loop turn (setImmediate: I/O keeps being served) until BUSY_MS before it, and waits out
+ * the rest in a loop on the monotonic clock (one event-loop turn takes 20-300 us here, which is
+ * what a deadline was late by before), then fires: never before the deadline, a few microseconds
+ * after. It costs a busy event loop for SPIN_MS and a blocked one for BUSY_MS at most, only when a
+ * deadline really comes (a backup's master-down timer is re-armed by every advert long before; an
+ * advert that arrives in the last BUSY_MS is read just after the takeover, as it would be if it
+ * had come a moment later).
+ */
+export function spinningClock(): Clock {
+  return {
+    now: () => performance.now(),
+    setTimer(at, fn) {
+      const h: SpinHandle = { at, cancelled: false };
+      const spin = () => {
+        if (h.cancelled) return;
+        let t = performance.now();
+        if (t < at - BUSY_MS) {
+          h.immediate = setImmediate(spin);
+          return;
+        }
+        while (t < at) t = performance.now();
+        fn();
+      };
+      h.timeout = setTimeout(spin, Math.max(0, at - performance.now() - SPIN_MS));
+      return h;
+    },
+    clearTimer(handle) {
+      const h = handle as SpinHandle;
+      h.cancelled = true;
+      clearTimeout(h.timeout);
+      if (h.immediate) clearImmediate(h.immediate);
+    },
+  };
+}
 
 interface ManualHandle extends TimerHandle {
   seq: number;

@@ -391,6 +391,18 @@ function onAdvertMaster(c: Ctx, a: Advert): void {
   c.actions.push({ type: 'notifyEvent', event: 'MASTER_RX_LOWER_PRI', priority: s.effectivePriority });
 }
 
+/**
+ * Whether the timer event `timer` at `now` makes a lone instance (no sync group) MASTER: its
+ * master-down deadline has come while it is BACKUP. A driver may send the takeover's first advert
+ * and gratuitous ARPs before it runs the step (src/vrrp/instance.ts does, to have them on the wire
+ * sooner); the step then returns exactly those sends first (`sendAdvert` with the effective
+ * priority, then `sendGarp`), which the unit tests check against this predicate.
+ */
+export function takesOverOn(state: FsmState, timer: TimerName, now: number): boolean {
+  const at = state.timers.masterDown;
+  return timer === 'masterDown' && state.state === 'BACKUP' && at !== undefined && now >= at && !state.cfg.syncGroup;
+}
+
 function onTimer(c: Ctx, timer: TimerName): void {
   const { s } = c;
   const at = s.timers[timer];

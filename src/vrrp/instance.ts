@@ -41,7 +41,7 @@ import type { AddressSpec } from '../net/address.ts';
 import type { RouteSpec, RuleSpec } from '../net/route.ts';
 import { gratuitousArp, unsolicitedNa } from './arp.ts';
 import type { ResolvedInstance } from './config.ts';
-import { initialState, step, type FsmAction, type FsmEvent, type FsmState, type NotifyEvent, type NotifyState, type TimerName } from './fsm.ts';
+import { initialState, step, takesOverOn, type FsmAction, type FsmEvent, type FsmState, type NotifyEvent, type NotifyState, type TimerName } from './fsm.ts';
 import { decode, encode, REJECT_REASONS, VRRP_MCAST4, VRRP_MCAST6, type AdvertSpec, type RejectReason } from './packet.ts';
 import type { VrrpMessage } from './socket.ts';
 import { syncGroupInitial, syncStep, type GroupAction, type SyncGroupConfig, type SyncGroupState } from './sync.ts';
@@ -179,6 +179,10 @@ export class VrrpInstance extends EventEmitter<InstanceEvents> {
   private masterSince: number | null = null;
   /** set from becoming master until the addresses, routes and rules are asked for */
   private addPending = false;
+  /** an advert of this priority went out ahead of the step that asks for it (takeover, goodbye) */
+  private preSentAdvert: number | null = null;
+  /** the first round of gratuitous ARPs went out ahead of the step that asks for it (takeover) */
+  private preSentGarp = false;
   set!: InstanceSet;
 
   /**
@@ -233,9 +237,20 @@ export class VrrpInstance extends EventEmitter<InstanceEvents> {
     return this.set.coordinatorOf(this.name).state(this.name);
   }
 
-  /** An event for this instance's FSM (or its group's). */
-  dispatch(e: FsmEvent): void {
-    this.set.dispatch(this.name, e);
+  /** An event for this instance's FSM (or its group's), which happened at `at` (default now). */
+  dispatch(e: FsmEvent, at?: number): void {
+    this.set.dispatch(this.name, e, at);
+  }
+
+  /**
+   * The first thing of a graceful stop: a MASTER's priority-0 adverts, sent at once from the
+   * cache (before any other shutdown work); the shutdown step's own priority-0 advert is then
+   * not sent again.
+   */
+  sayGoodbye(): void {
+    if (this.fsm.state !== 'MASTER') return;
+    this.sendAdvert(0);
+    this.preSentAdvert = 0;
   }
 
   /** A VRRP packet from the socket. */
@@ -285,11 +300,12 @@ export class VrrpInstance extends EventEmitter<InstanceEvents> {
   perform(a: FsmAction, at: number, later: (() => void)[]): void {
     switch (a.type) {
       case 'sendAdvert':
-        this.sendAdvert(a.priority);
+        if (this.preSentAdvert === a.priority) this.preSentAdvert = null;
+        else this.sendAdvert(a.priority);
         return;
       case 'becomeMaster':
         this.counts.becameMaster++;
-        this.masterSince = at;
+        if (!this.preSentGarp) this.masterSince = at;
         this.addPending = true; // after the first GARP round (sendGarp), or at the end of the dispatch (flush)
         return;
       case 'leaveMaster':
@@ -321,11 +337,30 @@ export class VrrpInstance extends EventEmitter<InstanceEvents> {
     return timer === 'masterDown' || timer === 'preemptDelay' ? this.preciseTimers : this.timers;
   }
 
-  /** One FSM deadline on its clock (the clocks never fire before the deadline: src/util/clock.ts). */
+  /**
+   * One FSM deadline on its clock (the clocks never fire before the deadline: src/util/clock.ts).
+   * A master-down expiry that makes the instance MASTER (fsm.ts takesOverOn) sends the advert and
+   * the first round of gratuitous ARPs first, then runs the step (which asks for those sends
+   * first: they are not repeated), then the rest: nothing but two sends stands between the timer
+   * and the first GARP on the wire.
+   */
   private arm(timer: TimerName, at: number): void {
     this.timersFor(timer).set(timer, at, () => {
-      if (timer === 'masterDown') this.lastMasterDownLateUs = Math.round((this.clock.now() - at) * 1000);
-      this.dispatch({ type: 'timer', timer });
+      const now = this.clock.now();
+      if (timer === 'masterDown') {
+        const fsm = this.fsm;
+        if (takesOverOn(fsm, timer, now)) {
+          this.masterSince = now;
+          this.sendAdvert(fsm.effectivePriority);
+          this.preSentAdvert = fsm.effectivePriority;
+          this.garpRound();
+          this.preSentGarp = true;
+        }
+        this.lastMasterDownLateUs = Math.round((now - at) * 1000);
+      }
+      this.dispatch({ type: 'timer', timer }, now);
+      this.preSentAdvert = null;
+      this.preSentGarp = false;
     });
   }
 
@@ -368,21 +403,27 @@ export class VrrpInstance extends EventEmitter<InstanceEvents> {
   private sendGarp(repeat: number): void {
     for (let i = 0; i < repeat; i++) {
       if (i === 1) this.flush();
-      for (const f of this.frames) {
-        try {
-          this.binding.sendFrame(f.ifindex, f.frame);
-          this.counts.garpsSent++;
-        } catch (err) {
-          this.counts.sendErrors++;
-          this.emit('log', 'warn', `(${this.name}) gratuitous ARP/NA not sent: ${(err as Error).message}`);
-        }
-        if (this.masterSince !== null) {
-          this.lastGarpDelayUs = Math.round((this.clock.now() - this.masterSince) * 1000);
-          this.masterSince = null;
-        }
-      }
+      if (i === 0 && this.preSentGarp) this.preSentGarp = false;
+      else this.garpRound();
     }
     this.flush();
+  }
+
+  /** One gratuitous ARP / NA per address. */
+  private garpRound(): void {
+    for (const f of this.frames) {
+      try {
+        this.binding.sendFrame(f.ifindex, f.frame);
+        this.counts.garpsSent++;
+      } catch (err) {
+        this.counts.sendErrors++;
+        this.emit('log', 'warn', `(${this.name}) gratuitous ARP/NA not sent: ${(err as Error).message}`);
+      }
+      if (this.masterSince !== null) {
+        this.lastGarpDelayUs = Math.round((this.clock.now() - this.masterSince) * 1000);
+        this.masterSince = null;
+      }
+    }
   }
 
   private track(what: string, p: Promise<void>): void {
@@ -450,9 +491,8 @@ export class InstanceSet {
     return c;
   }
 
-  /** Run one event and carry out every action it produced, for whichever member it is meant. */
-  dispatch(name: string, e: FsmEvent): void {
-    const at = this.clock.now();
+  /** Run one event (which happened at `at`, default now) and carry out every action it produced, for whichever member it is meant. */
+  dispatch(name: string, e: FsmEvent, at = this.clock.now()): void {
     const c = this.coordinatorOf(name);
     const actions = c.dispatch(name, e, at);
     const later: (() => void)[] = [];

@@ -19,7 +19,8 @@
  *            of instances and sync groups, and the global notify FIFOs (./notify.ts; scripts
  *            checked as ./script.ts does; an unsafe one is disabled with a warning, as keepalived
  *            does).
- *   stop()   every instance to STOP: masters send priority 0 and remove their addresses, routes
+ *   stop()   every instance to STOP: masters send priority 0 (first thing, before any other
+ *            work: VrrpInstance.sayGoodbye) and remove their addresses, routes
  *            and rules; STOP scripts get up to 1 s; then the sockets and FIFOs are closed.
  *            Idempotent.
  *
@@ -32,8 +33,7 @@
  * Events: 'state' (an instance's new state), 'group' (a sync group's), 'notifyEvent', 'log'.
  */
 import { EventEmitter } from 'node:events';
-import { performance } from 'node:perf_hooks';
-import type { Clock, TimerHandle } from '../util/clock.ts';
+import type { Clock } from '../util/clock.ts';
 import type { Family } from '../datapath/xdp/net.ts';
 import { addAddress, deleteAddress, linkLocalAddress, listAddresses, type AddressInfo, type AddressSpec } from '../net/address.ts';
 import { listLinks, type Link } from '../net/link.ts';
@@ -75,45 +75,6 @@ const IGNORED = new Set(['EADDRNOTAVAIL', 'ESRCH', 'ENOENT']);
 
 /** How many times the start-up deletes of our addresses run (see removeLeftovers). */
 const WARM_ROUNDS = 10;
-
-/** How long before a deadline spinningClock stops sleeping and starts polling. */
-const SPIN_MS = 2;
-
-interface SpinHandle extends TimerHandle {
-  cancelled: boolean;
-  timeout?: NodeJS.Timeout;
-  immediate?: NodeJS.Immediate;
-}
-
-/**
- * A clock for the timers that decide a takeover: node's setTimeout runs on the loop's cached
- * millisecond time, so a deadline is met anywhere from about 1 ms early to 1-2 ms late. This one
- * sleeps (setTimeout) until SPIN_MS before the deadline, then polls the monotonic clock once per
- * event-loop turn (setImmediate: I/O keeps being served) and fires at the first turn at or after
- * the deadline, never before. It costs a busy event loop for SPIN_MS, and only when a deadline
- * really comes (a backup's master-down timer is re-armed by every advert long before).
- */
-export function spinningClock(): Clock {
-  return {
-    now: () => performance.now(),
-    setTimer(at, fn) {
-      const h: SpinHandle = { at, cancelled: false };
-      const spin = () => {
-        if (h.cancelled) return;
-        if (performance.now() >= at) fn();
-        else h.immediate = setImmediate(spin);
-      };
-      h.timeout = setTimeout(spin, Math.max(0, at - performance.now() - SPIN_MS));
-      return h;
-    },
-    clearTimer(handle) {
-      const h = handle as SpinHandle;
-      h.cancelled = true;
-      clearTimeout(h.timeout);
-      if (h.immediate) clearImmediate(h.immediate);
-    },
-  };
-}
 
 function netOps(nl: Rtnl): NetOps {
   return {
@@ -284,6 +245,7 @@ export class VrrpRunner extends EventEmitter<RunnerEvents> {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    for (const i of this.instances) i.sayGoodbye(); // priority 0 on the wire before anything else
     try {
       this.checks?.stop();
       await this.set?.shutdown();

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ManualClock, NamedTimers, systemClock } from '../../src/util/clock.ts';
+import { ManualClock, NamedTimers, spinningClock, systemClock } from '../../src/util/clock.ts';
 
 test('ManualClock runs due callbacks in deadline order, ties in arming order, each at its own deadline', () => {
   const clock = new ManualClock(100);
@@ -74,4 +74,20 @@ test('systemClock is monotonic and fires real timers', async () => {
   systemClock.clearTimer(systemClock.setTimer(systemClock.now() + 5, () => { ran = true; }));
   await new Promise((r) => setTimeout(r, 20));
   assert.equal(ran, false);
+});
+
+test('spinningClock: a timer never runs before its deadline; a cleared one never runs', async () => {
+  const clock = spinningClock();
+  const late: number[] = [];
+  let cleared = 0;
+  await Promise.all(Array.from({ length: 20 }, (_, i) => new Promise<void>((ok) => {
+    const at = clock.now() + 1 + (i % 5);
+    clock.setTimer(at, () => { late.push(clock.now() - at); ok(); });
+    const h = clock.setTimer(at, () => { cleared++; });
+    clock.clearTimer(h);
+  })));
+  await new Promise((ok) => setTimeout(ok, 20));
+  assert.equal(late.length, 20);
+  assert.ok(late.every((d) => d >= 0), `fired early by ${Math.min(...late)} ms`);
+  assert.equal(cleared, 0);
 });

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ManualClock, NamedTimers } from '../../src/util/clock.ts';
 import {
-  initialState, masterDownInterval, nextTimer, skewTime, step, type FsmAction, type FsmConfig, type FsmEvent, type FsmState,
+  initialState, masterDownInterval, nextTimer, skewTime, step, takesOverOn, type FsmAction, type FsmConfig, type FsmEvent, type FsmState,
   type TimerName,
 } from '../../src/vrrp/fsm.ts';
 import type { Advert } from '../../src/vrrp/packet.ts';
@@ -450,4 +450,27 @@ test('step does not modify the state it is given', () => {
   step(s0, { type: 'timer', timer: 'masterDown' }, 4000);
   step(s0, { type: 'fault', reason: 'x' }, 4000);
   assert.deepEqual(s0, frozen);
+});
+
+test('takesOverOn: true exactly when the timer event makes a lone instance MASTER, whose step then sends the advert and then the GARPs first', () => {
+  const cfg = { name: 'A', version: 3 as const, priority: 100, advertIntervalMs: 1000, address: '198.18.0.1' };
+  const backup = step(initialState(cfg), { type: 'startup' }, 0).state;
+  const due = backup.timers.masterDown!;
+  const master = step(backup, { type: 'timer', timer: 'masterDown' }, due).state;
+  const grouped = step(initialState({ ...cfg, syncGroup: 'G' }), { type: 'startup' }, 0).state;
+  const lowered = step(backup, { type: 'priority', priority: 80 }, 10).state;
+  const cases: [string, FsmState, TimerName, number][] = [
+    ['due', backup, 'masterDown', due], ['late', backup, 'masterDown', due + 5], ['early', backup, 'masterDown', due - 1],
+    ['advert timer', backup, 'advert', due], ['already master', master, 'masterDown', due + 5000],
+    ['sync group member', grouped, 'masterDown', due], ['lowered priority', lowered, 'masterDown', lowered.timers.masterDown!],
+  ];
+  for (const [what, s, timer, now] of cases) {
+    const r = step(s, { type: 'timer', timer }, now);
+    const took = s.state !== 'MASTER' && r.state.state === 'MASTER';
+    assert.equal(takesOverOn(s, timer, now), took, what);
+    if (took) {
+      const sends = r.actions.filter((a) => a.type === 'sendAdvert' || a.type === 'sendGarp');
+      assert.deepEqual(sends.slice(0, 2), [{ type: 'sendAdvert', priority: s.effectivePriority }, { type: 'sendGarp', repeat: 5 }], what);
+    }
+  }
 });

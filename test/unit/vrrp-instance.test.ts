@@ -7,7 +7,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ManualClock } from '../../src/util/clock.ts';
-import { spinningClock } from '../../src/vrrp/runner.ts';
 import { resolveConfig, type VrrpConfig, type VrrpInstanceConfig } from '../../src/vrrp/config.ts';
 import { InstanceSet, VrrpInstance, type InstanceBinding, type NetOps, type StateChange } from '../../src/vrrp/instance.ts';
 import type { VrrpMessage } from '../../src/vrrp/socket.ts';
@@ -256,20 +255,37 @@ describe('VRRP instance glue (src/vrrp/instance.ts)', () => {
     assert.match(errors[0]!.message, /deleteAddress 198.18.0.100: EPERM/);
   });
 
-  test('spinningClock: a timer never runs before its deadline; a cleared one never runs', async () => {
-    const clock = spinningClock();
-    const late: number[] = [];
-    let cleared = 0;
-    await Promise.all(Array.from({ length: 20 }, (_, i) => new Promise<void>((ok) => {
-      const at = clock.now() + 1 + (i % 5);
-      clock.setTimer(at, () => { late.push(clock.now() - at); ok(); });
-      const h = clock.setTimer(at, () => { cleared++; });
-      clock.clearTimer(h);
-    })));
-    await new Promise((ok) => setTimeout(ok, 20));
-    assert.equal(late.length, 20);
-    assert.ok(late.every((d) => d >= 0), `fired early by ${Math.min(...late)} ms`);
-    assert.equal(cleared, 0);
+  test('takeover: the advert and the first GARP round go out before the state machine steps, and are not sent twice', () => {
+    const { rec, clock, set, inst } = rig({ vrrp_instance: [instanceCfg({ garp_master_repeat: 3 })] });
+    set.startup();
+    const seen: string[] = [];
+    const { sendFrame, sendVrrp } = inst.binding;
+    inst.binding.sendVrrp = (p, d) => { seen.push(`advert in ${inst.fsm.state}`); sendVrrp(p, d); };
+    inst.binding.sendFrame = (i, f) => { seen.push(`garp in ${inst.fsm.state}`); sendFrame(i, f); };
+    rec.log.length = 0;
+    clock.advance(MASTER_DOWN);
+    assert.deepEqual(seen, ['advert in BACKUP', 'garp in BACKUP', 'garp in MASTER', 'garp in MASTER']);
+    assert.deepEqual(rec.log, ['advert 100 to 224.0.0.18', 'garp 198.18.0.100', 'addAddress 198.18.0.100/24', 'garp 198.18.0.100', 'garp 198.18.0.100', 'state VI_1 MASTER']);
+    const s = inst.stats();
+    assert.deepEqual([s.advertsSent, s.garpsSent, s.becameMaster, s.lastGarpDelayUs], [1, 3, 1, 0]);
+    // the next advert comes from the advert timer as usual
+    clock.advance(1000);
+    assert.equal(rec.log.filter((l) => l.startsWith('advert 100')).length, 2);
+  });
+
+  test('sayGoodbye: a MASTER\'s priority-0 advert at once, before the shutdown step, which does not send it again; a BACKUP sends nothing', async () => {
+    const { rec, clock, set, inst } = rig({ vrrp_instance: [instanceCfg()] });
+    set.startup();
+    inst.sayGoodbye();
+    assert.deepEqual(rec.log, ['state VI_1 BACKUP'], 'BACKUP: nothing');
+    clock.advance(MASTER_DOWN);
+    rec.log.length = 0;
+    inst.sayGoodbye();
+    assert.deepEqual(rec.log, ['advert 0 to 224.0.0.18']);
+    assert.equal(inst.fsm.state, 'MASTER', 'sent before the state machine knows');
+    await set.shutdown();
+    assert.deepEqual(rec.log, ['advert 0 to 224.0.0.18', 'deleteAddress 198.18.0.100', 'state VI_1 STOP']);
+    assert.equal(inst.stats().priorityZeroSent, 1);
   });
 
   test('a sync group: its members become MASTER together, and leave together', () => {
