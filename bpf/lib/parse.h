@@ -23,11 +23,22 @@
 #include <linux/ipv6.h>
 #include <linux/tcp.h>
 #include <linux/udp.h>
-#include <linux/icmp.h>
 #include <linux/icmpv6.h>
 #include <linux/in.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+
+/* Not <linux/icmp.h>: it includes <linux/if.h> and so libc's <sys/socket.h>, which a BPF build
+ * can only compile with the 32-bit libc headers installed. The header size and the two types
+ * the parser looks at are all it needs. */
+struct xlb_icmphdr {
+	__u8 type;
+	__u8 code;
+	__sum16 checksum;
+	__be32 rest;
+};
+#define XLB_ICMP_DEST_UNREACH  3
+#define XLB_ICMP_TIME_EXCEEDED 11
 
 #define XLB_P_OK     0
 #define XLB_P_TRUNC  (-1)
@@ -333,7 +344,7 @@ struct xlb_quoted {
  */
 static __always_inline int xlb_parse_icmp4_error(const struct xlb_cursor *c, struct xlb_quoted *q)
 {
-	struct icmphdr *ic = c->pos;
+	struct xlb_icmphdr *ic = c->pos;
 	struct xlb_cursor in;
 	struct iphdr *ip;
 	__u8 *type = c->pos;
@@ -342,7 +353,7 @@ static __always_inline int xlb_parse_icmp4_error(const struct xlb_cursor *c, str
 
 	if ((void *)(type + 1) > c->end)
 		return XLB_P_NOT_FLOW;
-	if (*type != ICMP_DEST_UNREACH && *type != ICMP_TIME_EXCEEDED)
+	if (*type != XLB_ICMP_DEST_UNREACH && *type != XLB_ICMP_TIME_EXCEEDED)
 		return XLB_P_NOT_FLOW;
 	if ((void *)(ic + 1) > c->end)
 		return XLB_P_TRUNC;
