@@ -17,7 +17,7 @@
  *             valid one is applied as the difference to what runs, and its warnings reported.
  *   dump()    the VRRP instances in the schema of keepalived's JSON dump (keepalived
  *             --enable-json, SIGJSON: /tmp/keepalived.json): an array of { data, stats }, one per
- *             instance, with keepalived's field names and numeric codes (./json-dump.ts builds it).
+ *             instance, with keepalived's field names and numeric codes (./vrrp-report.ts builds the entries).
  *
  * Every report is plain JSON-ready data: numbers, strings, booleans, arrays, objects, null (no
  * bigint, no Map, no undefined where a consumer must tell "absent" from "unknown": null is used).
