@@ -213,10 +213,18 @@ function natEntries(parts: ForwarderParts): [Buffer, Buffer][] {
   return [...parts.maps.nat.entries()];
 }
 
+/**
+ * A monotonic timestamp `ns` before `t`, as a u64: on a machine up for less than the age it is
+ * "negative" and wraps, which the datapath's signed age (s64)(now - last) reads correctly.
+ */
+function monotonicMinus(t: bigint, ns: bigint): bigint {
+  return BigInt.asUintN(64, t - ns);
+}
+
 /** Move every NAT entry's timestamp `seconds` (to the millisecond) into the past. */
 function ageNat(parts: ForwarderParts, seconds: number): void {
   for (const [k, v] of natEntries(parts)) {
-    const last = v.readBigUInt64LE(0) - BigInt(Math.round(seconds * 1000)) * 1_000_000n;
+    const last = monotonicMinus(v.readBigUInt64LE(0), BigInt(Math.round(seconds * 1000)) * 1_000_000n);
     const out = Buffer.from(v);
     out.writeBigUInt64LE(last, 0);
     parts.maps.nat.update(k, out);
@@ -242,7 +250,7 @@ function plant(parts: ForwarderParts, s: Svc, lport: number, client: { addr: str
     proto: s.service.protocol === 'tcp' ? 6 : 17, family: v6(s) ? 6 : 4,
   });
   const value = encode(XlbNat, {
-    last: process.hrtime.bigint() - BigInt(ageSeconds) * 1_000_000_000n,
+    last: monotonicMinus(process.hrtime.bigint(), BigInt(ageSeconds) * 1_000_000_000n),
     vaddr: addrBytes(s.service.address), caddr: addrBytes(client.addr), vport: portField(s.service.port), cport: portField(client.port),
     dmac: macBytes(PEER_MAC), smac: macBytes(LB_MAC), ifindex: 1, flags: XLB_NAT_F_FULL,
   });

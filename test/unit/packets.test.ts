@@ -1,6 +1,6 @@
 /**
  * The test packet builder (test/lib/packets.ts) against bytes it did not produce: the RFC 1071
- * example, frames captured from a real keepalived (../shared/vectors, checksums made by the
+ * example, frames captured from a real keepalived (test/vectors, from ../shared/vectors, checksums made by the
  * kernel), and frames written out by hand here, field by field, with the checksum arithmetic
  * shown (each of these was also read back with `tcpdump -vv`, which reported the checksums
  * correct).
@@ -18,7 +18,7 @@ import {
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
 interface Capture { capture: string; frames: { hex: string }[] }
-const VECTORS = new URL('../../../shared/vectors/keepalived-vrrp-captures.json', import.meta.url);
+const VECTORS = new URL('../vectors/keepalived-vrrp-captures.json', import.meta.url);
 const captures = (JSON.parse(readFileSync(VECTORS, 'utf8')) as { captures: Capture[] }).captures;
 function captured(name: string, index: number): Buffer {
   const frame = captures.find((c) => c.capture === name)?.frames[index];

@@ -1,5 +1,5 @@
 /**
- * src/vrrp/arp.ts against frames captured from a real keepalived 2.2.7 (../shared/vectors): every
+ * src/vrrp/arp.ts against frames captured from a real keepalived 2.2.7 (test/vectors, from ../shared/vectors): every
  * gratuitous ARP and every unsolicited neighbour advertisement in the captures is rebuilt from its
  * MAC and address and must be identical to the byte. The router flag (not in the captures) is
  * checked against the independent builder (test/lib/packets.ts) and its checksum arithmetic.
@@ -13,7 +13,7 @@ import {
 } from '../lib/packets.ts';
 
 interface Capture { capture: string; frames: { hex: string }[] }
-const VECTORS = new URL('../../../shared/vectors/keepalived-vrrp-captures.json', import.meta.url);
+const VECTORS = new URL('../vectors/keepalived-vrrp-captures.json', import.meta.url);
 const captures = (JSON.parse(readFileSync(VECTORS, 'utf8')) as { captures: Capture[] }).captures;
 const frames = captures.flatMap((c) => c.frames.map((f, i) => ({ name: `${c.capture}[${i}]`, bytes: Buffer.from(f.hex, 'hex') })));
 

@@ -1,6 +1,6 @@
 /**
  * The VRRP codec (src/vrrp/packet.ts) against frames captured from keepalived 2.2.7
- * (../shared/vectors, with the configurations that produced them) and against messages from the
+ * (test/vectors, from ../shared/vectors, with the configurations that produced them) and against messages from the
  * independent builder (test/lib/vrrp-builder.ts): every rejection reason, the order of the checks,
  * the VIP list that is counted but not dropped, and encode round trips read back by the builder.
  */
@@ -16,11 +16,11 @@ import { parseVrrp, vrrpChecksumOk, vrrpFromFrame, vrrpMessage, type VrrpMessage
 // ---------------------------------------------------------------- captured frames
 
 interface Capture { capture: string; description: string; frames: { hex: string }[]; tcpdump: string[] }
-const VECTORS = new URL('../../../shared/vectors/keepalived-vrrp-captures.json', import.meta.url);
+const VECTORS = new URL('../vectors/keepalived-vrrp-captures.json', import.meta.url);
 const captures = (JSON.parse(readFileSync(VECTORS, 'utf8')) as { captures: Capture[] }).captures;
 
 /**
- * The instance each capture's configuration (../shared/vectors/keepalived-confs/<name>.conf)
+ * The instance each capture's configuration (test/vectors, from ../shared/vectors/keepalived-confs/<name>.conf)
  * describes, as its peer sees it: for v3uni the receiver (198.18.0.2) has the sender as its peer.
  */
 const CONFS: Record<string, Omit<DecodeContext, 'family' | 'src' | 'dst' | 'ttl'>> = {
