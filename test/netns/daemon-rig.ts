@@ -1,0 +1,187 @@
+/**
+ * The daemon tests' rig: a lab (scripts/lab/lab.ts) whose lb1 runs the real daemon (`bin/xlb run`,
+ * entered with nsenter so that /sys/fs/bpf stays visible), a client agent on client1
+ * (scripts/lab/client-agent.ts) for traffic, and the daemon's configuration written to the lab's
+ * state directory. The daemon logs JSON lines on stderr; the rig keeps them and waits for the ones
+ * a test asks for. close() kills any daemon still running (SIGKILL), removes the instance's BPF
+ * pins and the lab; the lab's own cleanup also runs on exit and signals.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { Agent } from '../../scripts/lab/agent.ts';
+import { createLab, type Lab, type LabOptions } from '../../scripts/lab/lab.ts';
+import { onCleanup, randomPrefix } from '../../scripts/lab/netns.ts';
+import type { RealServer, SourcePos, VirtualServer } from '../../src/model/types.ts';
+import type { VrrpInstanceConfig } from '../../src/vrrp/config.ts';
+import { REPO, requireLab } from '../lib/require.ts';
+
+export const XLB = resolve(REPO, 'bin/xlb');
+export const PIN_ROOT = '/sys/fs/bpf/xlb';
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  component?: string;
+  [k: string]: unknown;
+}
+
+/** A running `xlb run`: its log lines, signals, exit. */
+export class DaemonProcess {
+  readonly lines: LogLine[] = [];
+  readonly stderr: string[] = [];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  #waiters: { test: (l: LogLine) => boolean; ok: (l: LogLine) => void }[] = [];
+  #alive = true;
+
+  constructor(readonly proc: ChildProcess) {
+    this.exited = new Promise((ok) => proc.once('exit', (code, signal) => { this.#alive = false; ok({ code, signal }); }));
+    const unregister = onCleanup(() => { if (this.#alive) proc.kill('SIGKILL'); });
+    proc.once('exit', unregister);
+    createInterface({ input: proc.stderr! }).on('line', (text) => {
+      this.stderr.push(text);
+      let l: LogLine;
+      try {
+        l = JSON.parse(text) as LogLine;
+      } catch {
+        return;
+      }
+      this.lines.push(l);
+      this.#waiters = this.#waiters.filter((w) => (w.test(l) ? (w.ok(l), false) : true));
+    });
+  }
+
+  get alive(): boolean {
+    return this.#alive;
+  }
+
+  /** The first line (already seen from `from` on, or to come) that passes `test`. */
+  waitFor(test: (l: LogLine) => boolean, what: string, timeoutMs = 15_000, from = 0): Promise<LogLine> {
+    const seen = this.lines.slice(from).find(test);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((ok, fail) => {
+      const timer = setTimeout(() => fail(new Error(`the daemon did not log ${what} within ${timeoutMs} ms; its stderr:\n${this.stderr.slice(-30).join('\n')}`)), timeoutMs);
+      const done = (l: LogLine) => { clearTimeout(timer); ok(l); };
+      this.#waiters.push({ test, ok: done });
+      void this.exited.then(({ code, signal }) => {
+        clearTimeout(timer);
+        fail(new Error(`the daemon exited (${code ?? signal}) before logging ${what}; its stderr:\n${this.stderr.slice(-30).join('\n')}`));
+      });
+    });
+  }
+
+  /** Lines that pass `test`, from index `from` on. */
+  find(test: (l: LogLine) => boolean, from = 0): LogLine[] {
+    return this.lines.slice(from).filter(test);
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    this.proc.kill(sig);
+  }
+}
+
+export interface DaemonRig {
+  lab: Lab;
+  client: Agent;
+  /** the instance name: the lab's prefix (so two test files never share pins) */
+  instance: string;
+  configFile: string;
+  /** write the configuration the daemon reads */
+  writeConfig(c: unknown): void;
+  /** start `xlb run -f configFile --log-json --instance NAME ...args` in lb1's namespace; resolves once it logs 'xlb running' */
+  startDaemon(args?: string[]): Promise<DaemonProcess>;
+  close(): Promise<void>;
+}
+
+export async function startDaemonRig(opts: LabOptions = {}): Promise<DaemonRig> {
+  requireLab();
+  const lab = await createLab({ prefix: randomPrefix('xlbd'), reals: 3, ...opts });
+  const instance = lab.prefix;
+  const configFile = join(lab.stateDir, 'xlb.json');
+  const daemons: DaemonProcess[] = [];
+  let client: Agent | undefined;
+  const removePins = () => rmSync(join(PIN_ROOT, instance), { recursive: true, force: true });
+  const unregister = onCleanup(removePins);
+  const close = async () => {
+    try {
+      for (const d of daemons) if (d.alive) { d.signal('SIGKILL'); await d.exited; }
+      await client?.stop();
+    } finally {
+      lab.destroy();
+      removePins();
+      unregister();
+    }
+  };
+  try {
+    client = (await Agent.start('client', lab.client.ns, resolve(REPO, 'scripts/lab/client-agent.ts'))).agent;
+    const rig: DaemonRig = {
+      lab, client, instance, configFile,
+      writeConfig: (c) => writeFileSync(configFile, `${JSON.stringify(c, null, 2)}\n`),
+      async startDaemon(args = []) {
+        const proc = spawn('nsenter', [`--net=/run/netns/${lab.lb.ns}`, XLB, 'run', '-f', configFile, '--log-json', '--instance', instance, ...args],
+          { stdio: ['ignore', 'ignore', 'pipe'] });
+        const d = new DaemonProcess(proc);
+        daemons.push(d);
+        await d.waitFor((l) => l.msg === 'xlb running', "'xlb running'", 30_000);
+        return d;
+      },
+      close,
+    };
+    return rig;
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+// ---------------------------------------------------------------- configurations (the model as JSON)
+
+let line = 0;
+const at = (): SourcePos => ({ file: 'xlb.json', line: ++line, col: 1 });
+
+/** One VRRP instance on lb1's eth0 holding the lab's IPv4 VIP; v3 at 100 ms, so it is master within half a second. */
+export function vrrpInstance(lab: Lab, extra: Partial<VrrpInstanceConfig> = {}): VrrpInstanceConfig {
+  return {
+    name: 'VI_1', interface: 'eth0', virtual_router_id: 51, priority: 150, version: 3, advert_int: 0.1,
+    virtual_ipaddress: [{ address: `${lab.vip4}/32` }], ...extra,
+  };
+}
+
+/** A DR real server of the lab (by name) with a TCP_CHECK every second. */
+export function realServer(lab: Lab, name: string, port: number, extra: Partial<RealServer> = {}): RealServer {
+  const r = lab.reals.find((x) => x.name === name);
+  assert.ok(r, `no real '${name}' in the lab`);
+  return {
+    pos: at(), address: r.ipv4, port, weight: 1,
+    checkers: [{ pos: at(), kind: 'TCP_CHECK', config: { connect_timeout: 1, delay_loop: 1 } }], ...extra,
+  };
+}
+
+/** virtual_server VIP PORT, DR, over these reals of the lab. */
+export function drService(lab: Lab, port: number, reals: string[], extra: Partial<VirtualServer> = {}): VirtualServer {
+  return {
+    pos: at(), service: { kind: 'ip', address: lab.vip4, port }, lb_algo: 'wrr', lb_kind: 'DR', protocol: 'TCP',
+    real_server: reals.map((n) => realServer(lab, n, port)), ...extra,
+  };
+}
+
+export function config(vrrp: VrrpInstanceConfig[], services: VirtualServer[]): unknown {
+  return { vrrp: { vrrp_instance: vrrp }, services: { virtual_server_group: [], virtual_server: services } };
+}
+
+export const pause = (ms: number) => new Promise((ok) => setTimeout(ok, ms));
+
+/** Wait until GETs through the VIP are answered (the daemon is master and programmed). */
+export async function waitServing(client: Agent, url: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    const r = await client.call({ op: 'http', url, count: 2 });
+    if ((r.errors as unknown[]).length === 0) return;
+    last = JSON.stringify(r.errors);
+    await pause(200);
+  }
+  throw new Error(`${url} was not served within ${timeoutMs} ms: ${last}`);
+}
