@@ -375,11 +375,12 @@ export class XdpForwarder {
       this.writeNatPorts(this.natPortBits.map((w, i) => w | ports[i]!));
     }
 
-    // the address's filter bit before its service entry and marker
-    this.writeVipFilter(spec.address);
-
     const key = serviceKey(spec);
     const existing = this.services.get(key);
+    // the address's filter bit before its service entry and marker (an existing service's is set)
+    if (!existing) this.writeVipFilter(spec.address);
+    // the NAT state changes only when this service has or had a NAT or full-NAT real
+    const natTouched = reals.some((r) => isNat(r.method)) || hasNatReal(existing);
     const svc: ServiceState = existing ?? { id: this.serviceIds.take(), spec, reals: new Map() };
     const newReals = new Map<string, RealState>();
     const retired: RealState[] = [];
@@ -411,8 +412,10 @@ export class XdpForwarder {
       for (const r of newReals.values()) {
         if (svc.reals.get(r.spec.address)?.id !== r.id) this.realIds.give(r.id);
       }
-      if (!existing) this.serviceIds.give(svc.id);
-      this.writeVipFilter();
+      if (!existing) {
+        this.serviceIds.give(svc.id);
+        this.writeVipFilter();
+      }
       throw err;
     }
     // 4. deactivate what is no longer used
@@ -420,7 +423,7 @@ export class XdpForwarder {
     svc.spec = spec;
     svc.reals = newReals;
     this.services.set(key, svc);
-    this.updateNatState();
+    if (natTouched) this.updateNatState();
     return { serviceId: svc.id, realIds: new Map([...newReals].map(([a, r]) => [a, r.id])) };
   }
 
@@ -438,7 +441,7 @@ export class XdpForwarder {
     for (const r of svc.reals.values()) this.retireReal(r);
     this.maps.serviceStats.update(u32(svc.id), Buffer.alloc(XlbStats.size * this.maps.serviceStats.valuesPerKey()));
     this.serviceIds.give(svc.id);
-    this.updateNatState();
+    if (hasNatReal(svc)) this.updateNatState();
     return true;
   }
 
@@ -604,11 +607,14 @@ export class XdpForwarder {
     writeChangedWords(this.maps.natPorts, this.natPortBits, bits);
   }
 
-  /** The vip_filter bitmap of the services' addresses, and `extra`'s (one about to be added). */
+  /** With `extra` (an address about to be added): its bit added to those written. Without: the
+   *  bitmap of the services' addresses, exactly (after a removal). */
   private writeVipFilter(extra?: string): void {
     if (!this.maps.vipFilter) return;
-    const addresses = [...this.services.values()].map((s) => s.spec.address);
-    writeChangedWords(this.maps.vipFilter, this.vipFilterBits, vipFilterBitmap(extra === undefined ? addresses : [...addresses, extra]));
+    const bits = extra === undefined
+      ? vipFilterBitmap([...this.services.values()].map((s) => s.spec.address))
+      : vipFilterBitmap([extra]).map((w, i) => w | this.vipFilterBits[i]!);
+    writeChangedWords(this.maps.vipFilter, this.vipFilterBits, bits);
   }
 
   /** A full-NAT real of this family, as "real of service", or undefined. */
@@ -698,6 +704,8 @@ function realEntry(r: RealSpec, service: ServiceSpec): Buffer {
     port: isNat(r.method) ? portField(port) : 0,
   });
 }
+
+const hasNatReal = (svc: ServiceState | undefined): boolean => svc !== undefined && [...svc.reals.values()].some((r) => isNat(r.spec.method));
 
 /** Write the words of a bitmap array map that differ from `written` (what it holds), each one 8-byte store. */
 function writeChangedWords(map: MapLike, written: BigUint64Array, bits: BigUint64Array): void {
