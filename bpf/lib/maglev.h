@@ -3,7 +3,8 @@
  * maglev.h - Maglev table lookup (Eisenbud et al., NSDI 2016).
  *
  *   maglev_tables  ARRAY_OF_MAPS, __u32 service id -> inner table, XLB_MAX_SERVICES
- *   inner table    ARRAY, __u32 slot -> __u32 real id (0 = empty), maglev_size slots
+ *   inner table    ARRAY, __u32 slot -> __u32 real id (0 = empty), maglev_size slots,
+ *                  BPF_F_MMAPABLE: the control plane fills a new one through mmap
  *   maglev_size    load-time setting in .rodata: the number of slots (a prime);
  *                  the control plane sets it together with the inner template's
  *                  max_entries before load.
@@ -21,6 +22,7 @@
 
 struct xlb_maglev_inner {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);	/* filled by one memory copy */
 	__uint(max_entries, XLB_MAGLEV_SIZE_DEFAULT);
 	__type(key, __u32);
 	__type(value, __u32);

@@ -1,4 +1,5 @@
-// Map operations by fd: info, create, lookup/update/delete/next key, and the batch calls.
+// Map operations by fd: info, create, lookup/update/delete/next key, the batch calls, and the
+// whole-array write of an mmapable ARRAY map.
 //
 // Buffers are raw bytes. Per-CPU maps (PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH,
 // PERCPU_CGROUP_STORAGE) take and give one value slot per possible CPU, each slot the value size
@@ -10,6 +11,8 @@
 // of that query is reported as the operation's (a bad fd gives EBADF from 'bpf_map_lookup_elem').
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -284,6 +287,39 @@ Napi::Value MapDeleteBatch(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, n);
 }
 
+// mapWriteAll(fd, values): every value of an ARRAY map created with BPF_F_MMAPABLE, in index
+// order (max_entries x value_size bytes, packed), copied into the map's memory through a shared
+// mapping (mmap, copy, munmap): one memory copy instead of a syscall per element. The kernel lays
+// elements out value_size rounded up to 8 apart. Not atomic: a reader may see some values new and
+// some old, so write only a map no program reads yet (or any more).
+Napi::Value MapWriteAll(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* sc = "mmap";
+  int fd = ArgFd(info, 0, sc);
+  Napi::Buffer<uint8_t> values = ArgBuffer(info, 1, sc, "values");
+  bpf_map_info mi = QueryInfo(env, fd, sc);
+  if (mi.type != BPF_MAP_TYPE_ARRAY || !(mi.map_flags & BPF_F_MMAPABLE)) {
+    ThrowInvalid(env, sc, FdDetail(fd) + ": not an ARRAY map created with BPF_F_MMAPABLE");
+  }
+  size_t count = mi.max_entries;
+  size_t size = mi.value_size;
+  size_t stride = (size + 7) & ~static_cast<size_t>(7);
+  CheckLen(env, sc, fd, "values", values.Length(), count * size);
+  long page = sysconf(_SC_PAGESIZE);
+  size_t len = (count * stride + page - 1) / page * page;
+  void* mem = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
+  if (mem == MAP_FAILED) ThrowErrno(env, errno, sc, FdDetail(fd));
+  uint8_t* dst = static_cast<uint8_t*>(mem);
+  const uint8_t* src = values.Data();
+  if (stride == size) {
+    memcpy(dst, src, count * size);
+  } else {
+    for (size_t i = 0; i < count; i++) memcpy(dst + i * stride, src + i * size, size);
+  }
+  munmap(mem, len);
+  return env.Undefined();
+}
+
 }  // namespace
 
 void InitMaps(Napi::Env env, Napi::Object exports) {
@@ -296,6 +332,7 @@ void InitMaps(Napi::Env env, Napi::Object exports) {
   exports.Set("mapLookupBatch", Napi::Function::New<MapLookupBatch>(env, "mapLookupBatch"));
   exports.Set("mapUpdateBatch", Napi::Function::New<MapUpdateBatch>(env, "mapUpdateBatch"));
   exports.Set("mapDeleteBatch", Napi::Function::New<MapDeleteBatch>(env, "mapDeleteBatch"));
+  exports.Set("mapWriteAll", Napi::Function::New<MapWriteAll>(env, "mapWriteAll"));
 }
 
 }  // namespace xlb

@@ -13,7 +13,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import {
-  ADDON_PATH, BPF_ANY, BPF_EXIST, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY,
+  ADDON_PATH, BPF_ANY, BPF_EXIST, BPF_F_MMAPABLE, BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY,
   BPF_NOEXIST, BPF_F_NO_COMMON_LRU, BPF_PROG_TYPE_SCHED_CLS, BPF_PROG_TYPE_XDP, BpfMap, BpfProgram, XDP_ATTACHED_NONE,
   XDP_ATTACHED_SKB, XDP_TX, isBpfError, native, numPossibleCpus, openObject, unpin, type BpfObject, type MapLike,
 } from '../../src/datapath/bpf/index.ts';
@@ -346,6 +346,30 @@ describe('native addon (root)', () => {
           new RegExp(`value is 8 bytes, the map's value size is ${8 * cpus}`));
       } finally {
         o.close();
+      }
+    });
+
+    rootTest('writeAll: an mmapable ARRAY through mmap (values 8 bytes apart in the kernel), others by batch, non-arrays refused', () => {
+      const maps: BpfMap[] = [];
+      try {
+        for (const [flags, valueSize] of [[BPF_F_MMAPABLE, 4], [BPF_F_MMAPABLE, 8], [BPF_F_MMAPABLE, 12], [0, 4]] as const) {
+          // 1031 values of 4 bytes: two pages and a bit in the kernel's 8-byte layout
+          const m = BpfMap.create({ type: BPF_MAP_TYPE_ARRAY, name: 'xlbt_all', keySize: 4, valueSize, maxEntries: 1031, flags });
+          maps.push(m);
+          const values = Buffer.alloc(1031 * valueSize);
+          for (let i = 0; i < values.length; i += 4) values.writeUInt32LE((i * 2654435761) >>> 0, i);
+          m.writeAll(values);
+          for (const i of [0, 1, 2, 511, 512, 1029, 1030]) {
+            assert.deepEqual(m.lookup(u32(i)), values.subarray(i * valueSize, (i + 1) * valueSize), `flags ${flags}, value size ${valueSize}, index ${i}`);
+          }
+          throwsErrno(() => m.writeAll(values.subarray(4)), { code: 'EINVAL', errno: 22, syscall: 'bpf_map_update_batch' }, /bytes of values, the map holds 1031/);
+        }
+        throwsErrno(() => native().mapWriteAll(maps[3]!.fd, Buffer.alloc(1031 * 4)), { code: 'EINVAL', errno: 22, syscall: 'mmap' }, /BPF_F_MMAPABLE/);
+        const h = BpfMap.create({ type: BPF_MAP_TYPE_HASH, name: 'xlbt_h', keySize: 4, valueSize: 4, maxEntries: 2 });
+        maps.push(h);
+        throwsErrno(() => h.writeAll(Buffer.alloc(8)), { code: 'EINVAL', errno: 22, syscall: 'bpf_map_update_batch' }, /for ARRAY maps/);
+      } finally {
+        for (const m of maps) m.close();
       }
     });
 

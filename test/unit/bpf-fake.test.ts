@@ -179,6 +179,14 @@ describe('FakeMap per-CPU', () => {
 });
 
 describe('FakeMap batch operations', () => {
+  test('writeAll: every value of an array in index order; a wrong length or a hash map is refused', () => {
+    const m = new FakeMap({ type: BPF_MAP_TYPE_ARRAY, name: 'a', keySize: 4, valueSize: 4, maxEntries: 3 });
+    m.writeAll(Buffer.concat([u32(7), u32(8), u32(9)]));
+    assert.deepEqual([0, 1, 2].map((i) => num(m.lookup(u32(i)))), [7, 8, 9]);
+    throwsErrno(() => m.writeAll(u32(1)), 'EINVAL', 22, 'bpf_map_update_batch');
+    throwsErrno(() => hash().writeAll(Buffer.alloc(32)), 'EINVAL', 22, 'bpf_map_update_batch');
+  });
+
   test('updateBatch from arrays and from concatenated buffers; lookupBatch walks everything', () => {
     const m = hash(10);
     assert.equal(m.updateBatch([u32(1), u32(2), u32(3)], [u64(10), u64(20), u64(30)]), 3);

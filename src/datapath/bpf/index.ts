@@ -244,6 +244,12 @@ export interface MapLike {
   /** keys and values concatenated (or as arrays); returns how many were written */
   updateBatch(keys: Buffer | readonly Buffer[], values: Buffer | readonly Buffer[], count?: number, flags?: number): number;
   deleteBatch(keys: Buffer | readonly Buffer[], count?: number): number;
+  /**
+   * Every value of an ARRAY map, in index order (maxEntries values, packed). A BpfMap created with
+   * BPF_F_MMAPABLE takes them in one memory copy through mmap, others by a batch update; either
+   * way not atomic for readers: fill a map before any program can see it.
+   */
+  writeAll(values: Buffer): void;
   close(): void;
 }
 
@@ -411,6 +417,24 @@ export abstract class MapBase implements MapLike {
     return this.rawDeleteBatch(k, n);
   }
 
+  writeAll(values: Buffer): void {
+    const sc = 'bpf_map_update_batch';
+    this.checkOpen(sc);
+    if (this.info.type !== BPF_MAP_TYPE_ARRAY) throw invalid(sc, `${this.describe()}: writeAll is for ARRAY maps (type ${this.info.type})`);
+    const n = this.info.maxEntries;
+    const v = checkBuffer(values, 'values', sc);
+    if (v.length !== n * this.valueBytes) throw invalid(sc, `${this.describe()}: ${v.length} bytes of values, the map holds ${n} of ${this.valueBytes} bytes`);
+    if (this.rawWriteAll(v)) return;
+    const keys = Buffer.alloc(n * 4);
+    for (let i = 0; i < n; i++) keys.writeUInt32LE(i, i * 4);
+    this.rawUpdateBatch(keys, v, n, BPF_ANY);
+  }
+
+  /** writeAll by a faster way than a batch update, if the map has one: true when done. */
+  protected rawWriteAll(_values: Buffer): boolean {
+    return false;
+  }
+
   private joined(b: Buffer | readonly Buffer[], what: string, size: number, sc: string): Buffer {
     if (Buffer.isBuffer(b)) return b;
     if (!Array.isArray(b)) throw invalid(sc, `${what} must be a Buffer or an array of Buffers`);
@@ -548,6 +572,11 @@ export class BpfMap extends MapBase {
   }
   protected rawLookupBatch(inBatch: Buffer | null, count: number) {
     return native().mapLookupBatch(this.fd, inBatch, this.info.keySize, this.valueBytes, count);
+  }
+  protected override rawWriteAll(values: Buffer): boolean {
+    if (!(this.info.flags & BPF_F_MMAPABLE)) return false;
+    native().mapWriteAll(this.fd, values);
+    return true;
   }
   protected rawUpdateBatch(keys: Buffer, values: Buffer, count: number, flags: number): number {
     return native().mapUpdateBatch(this.fd, keys, values, count, flags);

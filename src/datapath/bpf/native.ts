@@ -220,6 +220,8 @@ export interface NativeAddon {
     { keys: Buffer; values: Buffer; count: number; outBatch: Buffer | null };
   mapUpdateBatch(fd: number, keys: Buffer, values: Buffer, count: number, flags: number): number;
   mapDeleteBatch(fd: number, keys: Buffer, count: number): number;
+  /** Every value of an ARRAY map created with BPF_F_MMAPABLE (maxEntries × valueSize bytes, packed), by one copy through mmap. */
+  mapWriteAll(fd: number, values: Buffer): void;
 
   /** Program info by fd: type, name, id. */
   progInfo(fd: number): { name: string; type: number; id: number };

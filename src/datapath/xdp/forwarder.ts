@@ -46,7 +46,7 @@ import {
 import { buildMaglevTable, isPrime } from './maglev.ts';
 import { addrBytes, addrText, familyOf, macBytes, macText, portField, type Family } from './net.ts';
 import {
-  BPF_MAP_TYPE_ARRAY, BpfMap, type BpfObject, type BpfProgram, type MapLike, bpfObjectPath, openObject, xdpTestContext,
+  BPF_F_MMAPABLE, BPF_MAP_TYPE_ARRAY, BpfMap, type BpfObject, type BpfProgram, type MapLike, bpfObjectPath, openObject, xdpTestContext,
 } from '../bpf/index.ts';
 
 export type Protocol = 'tcp' | 'udp';
@@ -312,7 +312,7 @@ export class XdpForwarder {
           vipFilter: obj.map('vip_filter'),
         },
         createTable: (serviceId, size) => BpfMap.create({
-          type: BPF_MAP_TYPE_ARRAY, name: `xlb_mg_${serviceId}`, keySize: 4, valueSize: 4, maxEntries: size,
+          type: BPF_MAP_TYPE_ARRAY, name: `xlb_mg_${serviceId}`, keySize: 4, valueSize: 4, maxEntries: size, flags: BPF_F_MMAPABLE,
         }),
         maglevSize, maxServices, maxReals,
       };
@@ -572,9 +572,8 @@ export class XdpForwarder {
     );
     const inner = this.parts.createTable(serviceId, this.maglevSize);
     try {
-      const keys = Buffer.alloc(this.maglevSize * 4);
-      for (let i = 0; i < this.maglevSize; i++) keys.writeUInt32LE(i, i * 4);
-      inner.updateBatch(keys, Buffer.from(table.buffer, table.byteOffset, table.byteLength), this.maglevSize);
+      // no program sees the new map before the swap: filled by one copy (mmap), not per slot
+      inner.writeAll(Buffer.from(table.buffer, table.byteOffset, table.byteLength));
       this.maps.maglev.update(u32(serviceId), u32(inner.fd));
     } finally {
       inner.close(); // the outer map holds its own reference
