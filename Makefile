@@ -2,7 +2,7 @@
 #   all    bpf objects + native addon + typecheck
 #   test   set-up, build, then every test tier (unit, bpf, netns)
 #   demo   set-up, build, then the namespace lab demo
-#   bench  every benchmark (bench-datapath, bench-e2e, bench-failover, ...)
+#   bench  every benchmark (bench-datapath, bench-e2e, bench-failover, bench-control)
 #   clean  remove build outputs
 
 ifeq ($(V),1)
@@ -22,7 +22,7 @@ NATIVE_SRC := $(wildcard native/src/*.cc native/src/*.h) native/binding.gyp
 TEST_FILES = $(shell find test/unit test/system test/bpf test/netns test/interop -name '*.test.ts' 2>/dev/null | sort)
 NODE_TEST  := node --import tsx --test --test-reporter=spec --test-concurrency=1
 
-.PHONY: all bpf native ts setup test test-unit demo bench bench-datapath bench-e2e bench-failover clean
+.PHONY: all bpf native ts setup test test-unit demo bench bench-datapath bench-e2e bench-failover bench-control clean
 
 all: bpf native ts
 
@@ -58,7 +58,7 @@ demo: setup
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)scripts/demo
 
-bench: bench-datapath bench-e2e bench-failover
+bench: bench-datapath bench-e2e bench-failover bench-control
 
 bench-datapath: setup
 	$(Q)$(MAKE) --no-print-directory all
@@ -71,6 +71,10 @@ bench-e2e: setup
 bench-failover: setup
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)node --import tsx scripts/bench-failover.ts
+
+bench-control: setup
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)node --expose-gc --import tsx scripts/bench-control.ts
 
 clean:
 	$(Q)rm -rf $(BUILD) native/build
