@@ -10,10 +10,13 @@
  *   -D, --log-detail      debug messages too
  *   -p, --pid FILE        pid file
  * and xlb's own: --instance (names the control socket and the BPF pins), --xdp-interface,
- * --xdp-mode, --keep-datapath (what a stop does to the datapath), --log-json, --dump-dir.
+ * --xdp-mode, --keep-datapath (what a stop does to the datapath), --log-json, --dump-dir,
+ * --socket (the control API), --metrics (Prometheus).
  */
-import { CommanderError, Option, type Command } from 'commander';
+import { CommanderError, InvalidArgumentError, Option, type Command } from 'commander';
+import { defaultSocketPath } from '../daemon/control.ts';
 import { createLogger } from '../daemon/log.ts';
+import { parseListenAddress } from '../daemon/metrics.ts';
 import { runDaemon, type RunOptions } from '../daemon/run.ts';
 import { CliError, requireRoot, type CliIo } from './io.ts';
 
@@ -33,6 +36,8 @@ export interface RunCliOptions {
   xdpMode: 'native' | 'generic';
   keepDatapath?: boolean;
   dumpDir: string;
+  socket?: string;
+  metrics?: { host: string; port: number };
 }
 
 /** What `xlb run` does with its options (resolves to the exit code); tests pass a fake. */
@@ -44,6 +49,14 @@ export const realRun: RunOps = async (opts) => {
   opts.log.flush();
   process.exit(code);
 };
+
+function metricsAddress(text: string): { host: string; port: number } {
+  try {
+    return parseListenAddress(text);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+}
 
 export function registerRun(program: Command, io: CliIo, run: RunOps = realRun): void {
   program
@@ -61,6 +74,8 @@ export function registerRun(program: Command, io: CliIo, run: RunOps = realRun):
     .option('--xdp-interface <ifname...>', 'attach the XDP forwarder to these interfaces (default: the VRRP instances\' interfaces)')
     .addOption(new Option('--xdp-mode <mode>', 'XDP attach mode').choices(['native', 'generic']).default('native'))
     .option('--keep-datapath', 'at stop, leave the XDP program attached with its services (forwarding goes on; the next start adopts it); default: remove them, as keepalived removes its IPVS services')
+    .option('--socket <path>', `the control API's unix socket (default ${defaultSocketPath('NAME')})`)
+    .addOption(new Option('--metrics <address>', 'serve Prometheus /metrics on HOST:PORT, [IPV6]:PORT or :PORT (default: off)').argParser(metricsAddress))
     .option('--dump-dir <dir>', 'where SIGUSR1 / SIGUSR2 write keepalived.data / keepalived.stats', '/tmp')
     .addHelpText('after', `
 Signals: HUP reloads the configuration (an invalid file keeps the running one; every problem is
@@ -78,6 +93,7 @@ Example:
         ...(o.xdpInterface ? { interfaces: o.xdpInterface } : {}), xdpMode: o.xdpMode,
         datapathOnStop: o.keepDatapath ? 'keep' : 'remove', log,
         ...(o.pid ? { pidFile: o.pid } : {}), dumpDir: o.dumpDir,
+        ...(o.socket ? { socketPath: o.socket } : {}), ...(o.metrics ? { metrics: o.metrics } : {}),
       });
       if (code !== 0) throw new CommanderError(code, 'xlb.run', `xlb run: exit ${code}`);
     });

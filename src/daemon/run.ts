@@ -1,7 +1,8 @@
 /**
- * The daemon as a process (`xlb run`): starts ./daemon.ts's Daemon, writes the pid file, starts
- * the control API (./api.ts, when there is one), and turns signals into actions as keepalived
- * does:
+ * The daemon as a process (`xlb run`): starts ./daemon.ts's Daemon, writes the pid file, serves
+ * the control API (./api.ts: HTTP + JSON on the unix socket, default /run/xlb/<instance>.sock,
+ * root only) and, when asked, Prometheus /metrics (./metrics.ts), and turns signals into actions
+ * as keepalived does:
  *
  *   SIGHUP           reload the configuration (./daemon.ts: an invalid file keeps what runs and
  *                    every problem is logged)
@@ -17,15 +18,20 @@
  */
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Logger } from 'pino';
+import { ControlServer } from './api.ts';
+import { defaultSocketPath, DEFAULT_INSTANCE } from './control.ts';
 import { ConfigError, Daemon, formatProblem, type DaemonOptions } from './daemon.ts';
 import { DATA_FILE, formatData, formatStats, STATS_FILE, writeDump } from './dumps.ts';
+import { MetricsServer } from './metrics.ts';
 
 export interface RunOptions extends DaemonOptions {
   pidFile?: string;
   /** where SIGUSR1/SIGUSR2 dumps go; default /tmp */
   dumpDir?: string;
-  /** the control server (started once the daemon runs); closed at stop */
-  control?: (d: Daemon) => Promise<{ close(): Promise<void> | void }>;
+  /** the control socket; default /run/xlb/<instance>.sock */
+  socketPath?: string;
+  /** serve Prometheus /metrics on this TCP address */
+  metrics?: { host: string; port: number };
 }
 
 /** Is a process with this pid alive? */
@@ -67,7 +73,22 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
     }
     throw err;
   }
-  const control = opts.control ? await opts.control(daemon) : null;
+  const servers: { close(): Promise<void> }[] = [];
+  const apiLog = (level: 'warn' | 'error', message: string) => log[level]({ component: 'api' }, message);
+  try {
+    const socketPath = opts.socketPath ?? defaultSocketPath(opts.instance ?? DEFAULT_INSTANCE);
+    servers.push(await ControlServer.start({ control: daemon, socketPath, log: apiLog }));
+    log.info({ component: 'api', socket: socketPath }, 'control API listening');
+    if (opts.metrics) {
+      servers.push(await MetricsServer.start({ control: daemon, ...opts.metrics, log: apiLog }));
+      log.info({ component: 'api', metrics: opts.metrics }, 'metrics listening');
+    }
+  } catch (err) {
+    for (const s of servers) await s.close();
+    await daemon.stop();
+    if (opts.pidFile) rmSync(opts.pidFile, { force: true });
+    throw err;
+  }
   const dumpDir = opts.dumpDir ?? '/tmp';
 
   return new Promise<number>((resolveExit) => {
@@ -83,7 +104,7 @@ export async function runDaemon(opts: RunOptions): Promise<number> {
       for (const s of ['SIGTERM', 'SIGINT'] as const) process.on(s, () => undefined);
       void (async () => {
         try {
-          await control?.close();
+          for (const s of servers) await s.close();
           await daemon.stop();
         } catch (e) {
           log.error({ component: 'daemon', err: (e as Error).message }, 'stop failed');

@@ -5,10 +5,12 @@
  * through the VIP:
  *   1. SIGHUP with a valid change (real3 added to both services): applied; real3 takes new
  *      connections; no stream breaks, no GET fails, VRRP does not move;
- *   2. SIGHUP with an invalid file (two errors): nothing changes, every error is logged with its
- *      file:line:col, and the traffic goes on as before (real3 still serves);
+ *   2. a reload through the control API with an invalid file (two errors): nothing changes, the
+ *      result (HTTP 422) and the log give every error with its file:line:col, and the traffic
+ *      goes on as before (real3 still serves);
  *   3. SIGHUP with the file as it was (real3 removed again): real3 gets no new connection; the
  *      streams (on real1, real2) never broke.
+ * The control API's status and stats agree (VI_1 MASTER; the reals, their health and counters).
  * Then SIGTERM: exit 0, the VIP is gone from lb1 and the XDP program detached.
  */
 import assert from 'node:assert/strict';
@@ -40,10 +42,18 @@ describe('xlb run: reload under traffic', () => {
     await waitServing(client, url);
 
     const mark = async () => (await client.call({ op: 'mark' })).seq as number;
-    const reload = async (what: string, ok: boolean) => {
+    const reload = async (what: string, ok: boolean, how: 'SIGHUP' | 'api' = 'SIGHUP') => {
       const from = d.lines.length;
       const m0 = await mark();
-      d.signal('SIGHUP');
+      if (how === 'SIGHUP') d.signal('SIGHUP');
+      else {
+        const r = await rig!.api.reload();
+        assert.equal(r.applied, ok, `reload ${what} through the API: ${JSON.stringify(r)}`);
+        if (!ok) {
+          assert.deepEqual(r.problems.filter((p) => p.severity === 'error').map((p) => [p.pos.file, p.pos.line > 0, p.message.includes('weight 70000') || p.message.includes('quorum 0')]),
+            [['xlb.json', true, true], ['xlb.json', true, true]], JSON.stringify(r.problems));
+        }
+      }
       const done = await d.waitFor((l) => typeof l.msg === 'string' && (l.msg.includes(' applied') || l.msg.includes('has errors')), `the end of reload ${what}`, 15_000, from);
       assert.equal(done.msg.includes(' applied'), ok, `reload ${what}: ${done.msg}`);
       return { from, m0, m1: await mark() };
@@ -66,7 +76,7 @@ describe('xlb run: reload under traffic', () => {
       vs[0]!.real_server[0]!.weight = 70000;
       vs[1]!.quorum = 0;
       writeFileSync(rig.configFile, `${JSON.stringify(broken, null, 2)}\n`);
-      const invalid = await reload('with errors', false);
+      const invalid = await reload('with errors', false, 'api');
       const errors = d.find((l) => l.level >= 50 && /^xlb\.json:\d+:1: error: /.test(l.msg), invalid.from);
       assert.equal(errors.length, 2, `both errors logged with their positions: ${JSON.stringify(d.find((l) => l.level >= 50, invalid.from))}`);
       assert.ok(errors.some((l) => l.msg.includes('weight 70000')) && errors.some((l) => l.msg.includes('quorum 0')), JSON.stringify(errors));
@@ -104,6 +114,16 @@ describe('xlb run: reload under traffic', () => {
       assert.ok((phases.added.real3 ?? 0) > 0, `real3 serves once added: ${seen}`);
       assert.ok((phases.invalid.real3 ?? 0) > 0, `the invalid reload changed nothing (real3 still serves): ${seen}`);
       assert.equal(phases.removed.real3, undefined, `real3 gets no new connection once removed: ${seen}`);
+
+      const status = await rig.api.status();
+      assert.deepEqual(status.vrrp.map((i) => [i.name, i.state, i.effectivePriority]), [['VI_1', 'MASTER', 150]]);
+      assert.deepEqual(status.services.map((s) => s.reals.map((r) => [r.address, r.health, r.weight])),
+        [[[lab.reals[0]!.ipv4, 'up', 1], [lab.reals[1]!.ipv4, 'up', 1]], [[lab.reals[0]!.ipv4, 'up', 1], [lab.reals[1]!.ipv4, 'up', 1]]]);
+      assert.deepEqual(status.lastReload && [status.lastReload.applied, status.lastReload.errors], [true, 0]);
+      const stats = await rig.api.stats();
+      const http = stats.services.find((s) => s.port === 80);
+      assert.ok(http && http.reals.every((r) => r.counters.connections > 0), `stats: both reals took connections: ${JSON.stringify(http)}`);
+      assert.ok(http.counters.connections >= gets.length - failed.length, `stats count the GETs: ${JSON.stringify(http.counters)} for ${gets.length}`);
 
       const transitions = d.find((l) => l.component === 'vrrp' && typeof l.state === 'string');
       assert.deepEqual(transitions.map((l) => l.state), ['BACKUP', 'MASTER'], 'VRRP never moved after becoming master');

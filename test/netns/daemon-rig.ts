@@ -3,8 +3,8 @@
  * entered with nsenter so that /sys/fs/bpf stays visible), a client agent on client1
  * (scripts/lab/client-agent.ts) for traffic, and the daemon's configuration written to the lab's
  * state directory. The daemon logs JSON lines on stderr; the rig keeps them and waits for the ones
- * a test asks for. close() kills any daemon still running (SIGKILL), removes the instance's BPF
- * pins and the lab; the lab's own cleanup also runs on exit and signals.
+ * a test asks for; `api` talks to it through its control socket. close() kills any daemon still
+ * running (SIGKILL), removes the instance's BPF pins, its socket and the lab; the lab's own cleanup also runs on exit and signals.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -16,6 +16,8 @@ import { createLab, type Lab, type LabOptions } from '../../scripts/lab/lab.ts';
 import { onCleanup, randomPrefix } from '../../scripts/lab/netns.ts';
 import type { RealServer, SourcePos, VirtualServer } from '../../src/model/types.ts';
 import type { VrrpInstanceConfig } from '../../src/vrrp/config.ts';
+import { ControlClient } from '../../src/cli/client.ts';
+import { defaultSocketPath } from '../../src/daemon/control.ts';
 import { REPO, requireLab } from '../lib/require.ts';
 
 export const XLB = resolve(REPO, 'bin/xlb');
@@ -85,8 +87,10 @@ export class DaemonProcess {
 export interface DaemonRig {
   lab: Lab;
   client: Agent;
-  /** the instance name: the lab's prefix (so two test files never share pins) */
+  /** the instance name: the lab's prefix (so two test files never share pins or sockets) */
   instance: string;
+  /** the daemon's control API */
+  api: ControlClient;
   configFile: string;
   /** write the configuration the daemon reads */
   writeConfig(c: unknown): void;
@@ -102,7 +106,10 @@ export async function startDaemonRig(opts: LabOptions = {}): Promise<DaemonRig> 
   const configFile = join(lab.stateDir, 'xlb.json');
   const daemons: DaemonProcess[] = [];
   let client: Agent | undefined;
-  const removePins = () => rmSync(join(PIN_ROOT, instance), { recursive: true, force: true });
+  const removePins = () => {
+    rmSync(join(PIN_ROOT, instance), { recursive: true, force: true });
+    rmSync(defaultSocketPath(instance), { force: true });
+  };
   const unregister = onCleanup(removePins);
   const close = async () => {
     try {
@@ -117,7 +124,7 @@ export async function startDaemonRig(opts: LabOptions = {}): Promise<DaemonRig> 
   try {
     client = (await Agent.start('client', lab.client.ns, resolve(REPO, 'scripts/lab/client-agent.ts'))).agent;
     const rig: DaemonRig = {
-      lab, client, instance, configFile,
+      lab, client, instance, configFile, api: new ControlClient(defaultSocketPath(instance)),
       writeConfig: (c) => writeFileSync(configFile, `${JSON.stringify(c, null, 2)}\n`),
       async startDaemon(args = []) {
         const proc = spawn('nsenter', [`--net=/run/netns/${lab.lb.ns}`, XLB, 'run', '-f', configFile, '--log-json', '--instance', instance, ...args],
