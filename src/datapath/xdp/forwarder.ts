@@ -384,6 +384,7 @@ export class XdpForwarder {
     const svc: ServiceState = existing ?? { id: this.serviceIds.take(), spec, reals: new Map() };
     const newReals = new Map<string, RealState>();
     const retired: RealState[] = [];
+    const fresh: { key: Buffer; value: Buffer }[] = [];
     try {
       // 1. real entries: reuse an id only when its entry is byte-identical (the drained flag
       //    aside, which is rewritten in place when it changes)
@@ -395,10 +396,12 @@ export class XdpForwarder {
           newReals.set(r.address, { ...old, spec: r });
         } else {
           const id = this.realIds.take();
-          this.maps.reals.update(u32(id), withDrained(entry, r));
+          fresh.push({ key: u32(id), value: withDrained(entry, r) });
           newReals.set(r.address, { id, spec: r, entry });
         }
       }
+      // the new ids' entries in one call (a full apply writes ~100 per service)
+      if (fresh.length > 0) this.maps.reals.updateBatch(fresh.map((f) => f.key), fresh.map((f) => f.value));
       for (const [addr, old] of svc.reals) {
         if (newReals.get(addr)?.id !== old.id) retired.push(old);
       }
