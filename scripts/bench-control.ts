@@ -33,6 +33,7 @@
  * Options: node --import tsx scripts/bench-control.ts --help
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -126,6 +127,8 @@ async function main(): Promise<void> {
   for (const f of [DEFAULT_OBJECT, ADDON_PATH]) if (!existsSync(f)) throw new Error(`${f} is missing: run \`make all\` first`);
 
   // ---------------------------------------------------------------- the configuration
+  const load = loadavg().map((x) => round(x, 2));
+  log(`load average ${load.join(' ')} on ${cpus().length} CPUs${load[0]! > cpus().length ? ': the machine is busy, the times below include waiting for a CPU' : ''}`);
   let t = performance.now();
   const cfg = controlConfig(services, reals);
   log(`config: ${services} virtual services x ${reals} reals, ${cfg.lines} lines, ${(cfg.text.length / 2 ** 20).toFixed(1)} MiB of keepalived.conf, generated in ${round(performance.now() - t)} ms`);
@@ -172,13 +175,16 @@ async function main(): Promise<void> {
     const reconcilerLog: string[] = [];
     const rec = new Reconciler({ driver, log: (l) => reconcilerLog.push(l) });
     t = performance.now();
+    const cpu0 = process.cpuUsage();
     await rec.setServices(resolved);
     const full_apply_ms = round(performance.now() - t);
+    const cpu1 = process.cpuUsage(cpu0);
+    const full_apply_cpu_ms = round((cpu1.user + cpu1.system) / 1000);
     const endpoints = resolved.reduce((n, s) => n + s.endpoints.length, 0);
     if (rec.failures || driver.services().length !== endpoints) {
       throw new Error(`the full apply did not program every service (${driver.services().length} of ${endpoints}; ${rec.failures} failures: ${reconcilerLog.at(-1)})`);
     }
-    log(`full_apply_ms ${full_apply_ms} (${endpoints} services, ${realCount} reals)`);
+    log(`full_apply_ms ${full_apply_ms} (${endpoints} services, ${realCount} reals; this process's CPU meanwhile ${full_apply_cpu_ms} ms: user ${round(cpu1.user / 1000)}, system ${round(cpu1.system / 1000)})`);
 
     // ---------------------------------------------------------------- the health engine, rss_mb
     t = performance.now();
@@ -261,10 +267,10 @@ async function main(): Promise<void> {
     mkdirSync(outDir, { recursive: true });
     writeFileSync(resolve(outDir, 'control.json'), `${JSON.stringify(result, null, 2)}\n`);
     writeFileSync(resolve(outDir, 'control-meta.json'), `${JSON.stringify({
-      machine: machine(-1), when: new Date().toISOString(),
+      machine: machine(-1), when: new Date().toISOString(), load_average_at_start: load,
       options: { services, reals, parseRuns, changes, checkRate, checkSeconds, checkRuns, quick },
       parse: { measured: parseWhat, samples_ms: parseSamples.map((x) => round(x, 2)), config_lines: cfg.lines, config_bytes: cfg.text.length },
-      full_apply: { services: endpoints, reals: realCount },
+      full_apply: { services: endpoints, reals: realCount, cpu_ms: full_apply_cpu_ms },
       memory: { rss_mb, heap_used_mb: round(mem.heapUsed / 2 ** 20), external_mb: round(mem.external / 2 ** 20), gc_forced: gc !== undefined, engine_setup_ms },
       one_change: { median_ms: one_change_ms, p99_ms: one_change_p99_ms, min_ms: round(Math.min(...failed), 2), max_ms: round(Math.max(...failed), 2),
         recovery_median_ms: round(median(recovered), 2), recovery_p99_ms: round(percentile(recovered, 99), 2), samples: failed.length },
