@@ -12,6 +12,8 @@
  *     skipped;
  *   - a block or lines keyword needs `{` as its next line (the lexer splits `name {` into two
  *     lines): otherwise "'{' expected after KEYWORD" (class missing_bob) and the block is empty;
+ *   - each line of a `lines` block goes whole to its handler, as the words of an Args whose
+ *     keyword is the block's (so messages name the block: "virtual_ipaddress: ...");
  *   - a `{` that no keyword opens: "Unexpected '{' - ignoring" (class unexpected_bob), and the
  *     block it opens is skipped whole (keepalived skips only the '{' and then reads the block's
  *     lines as the enclosing block's, which reports every one of them; xlb reports the one cause).
@@ -19,7 +21,7 @@
  */
 import type { SourcePos } from '../model/types.ts';
 import type { Problems } from './diagnostics.ts';
-import type { ConfigReader, Line } from './lexer.ts';
+import type { ConfigReader, Line, Token } from './lexer.ts';
 import { Args, lookup, type Arity, type ParseContext, type Table } from './schema.ts';
 
 const isOpen = (l: Line) => l.tokens.length === 1 && l.tokens[0]!.text === '{' && !l.tokens[0]!.quoted;
@@ -139,7 +141,7 @@ export class Walker {
             b.close?.(end);
           } else {
             const b = entered as { line: (a: Args) => void; close?: (end: SourcePos) => void };
-            const end = this.walkLines(b.line);
+            const end = this.walkLines(first, b.line);
             b.close?.(end);
           }
           break;
@@ -148,8 +150,8 @@ export class Walker {
     }
   }
 
-  /** The entries of a lines block, each whole, until its `}`. */
-  private walkLines(handle: (a: Args) => void): SourcePos {
+  /** The entries of a lines block, each whole (Args: the block's keyword, the entry's words), until its `}`. */
+  private walkLines(keyword: Token, handle: (a: Args) => void): SourcePos {
     for (;;) {
       const line = this.next();
       if (!line) return this.reader.position;
@@ -159,8 +161,8 @@ export class Walker {
         this.skipBlock();
         continue;
       }
-      handle(new Args(line.tokens[0]!, line.tokens.slice(1), line, this.ctx));
-      this.skipFollowingBlockReported(line.tokens[0]!.text);
+      handle(new Args(keyword, line.tokens, line, this.ctx));
+      this.skipFollowingBlockReported(keyword.text);
     }
   }
 

@@ -10,8 +10,8 @@
  *                makes the object the block's lines fill (undefined: the block is skipped),
  *                `close` runs at its '}'
  *   lines        a line opening a block of entries that are not keywords: `virtual_ipaddress {`;
- *                each line of the block goes to `line`, whole (the entry's first word is
- *                Args.keyword, the others its values)
+ *                each line of the block goes to `line`, whole: Args.words are the entry's
+ *                words, Args.keyword the block's keyword (which messages name)
  *   alias        another name for a keyword of the same table (`lvs_sched` -> `lb_algo`); the
  *                handler sees the name as written
  *   unsupported  a keyword keepalived 2.2.7 accepts that xlb does not implement: never silently
@@ -233,18 +233,18 @@ export class Args {
     return this.need(i)?.text;
   }
 
-  /** An integer in [min, max]; "value out of range: MIN..MAX" at the word otherwise. */
-  int(i: number, min: number, max: number): number | undefined {
+  /** An integer in [min, max]; "value out of range: MIN..MAX" at the word otherwise. `what` names the value (default: the keyword). */
+  int(i: number, min: number, max: number, what = this.name): number | undefined {
     const w = this.need(i);
     if (!w) return undefined;
     const m = DECIMAL.exec(w.text);
     if (!m || (m[1] === '-' && min >= 0)) {
-      this.report('invalid_number', `${this.name}: '${w.text}' is not ${min < 0 ? 'an integer' : 'a whole number'}`, i);
+      this.report('invalid_number', `${what}: '${w.text}' is not ${min < 0 ? 'an integer' : 'a whole number'}`, i);
       return undefined;
     }
     const v = Number(w.text);
     if (v < min || v > max) {
-      this.report('invalid_number', `${this.name} ${w.text}: value out of range: ${min}..${max}`, i);
+      this.report('invalid_number', `${what} ${w.text}: value out of range: ${min}..${max}`, i);
       return undefined;
     }
     return v;

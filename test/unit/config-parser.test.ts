@@ -30,7 +30,7 @@ const itemTable: Table<Item> = {
   num: alias('number'),
   enabled: flag((it, v) => { it.on = v; }),
   wait: value((it, a) => { it.t = a.timer(0); }),
-  entries: lines((it: Item) => it, (it, a) => { it.entries.push([a.name, ...a.words.map((w) => w.text)].join(' ')); }),
+  entries: lines((it: Item) => it, (it, a) => { it.entries.push(a.words.map((w) => w.text).join(' ')); }),
 };
 const subTable: Table<{ x?: string }> = { submode: value((s, a) => { s.x = a.choice(0, ['a', 'b']); }) };
 const rootTable: Table<Root> = {
