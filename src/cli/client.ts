@@ -12,8 +12,12 @@
  * A reload that found errors (HTTP 422) is a result, not a failure: its ReloadResult is returned.
  */
 import { request } from 'node:http';
+import type { Command } from 'commander';
 import { API_ROUTES, RELOAD_NOT_APPLIED_STATUS, type ApiErrorBody, type ApiRoute } from '../daemon/api.ts';
-import type { DaemonControl, KeepalivedJsonDump, ReloadResult, StatsReport, StatusReport } from '../daemon/control.ts';
+import {
+  DEFAULT_INSTANCE, checkInstanceName, defaultSocketPath,
+  type DaemonControl, type KeepalivedJsonDump, type ReloadResult, type StatsReport, type StatusReport,
+} from '../daemon/control.ts';
 import { CliError } from './io.ts';
 
 export interface ClientOptions {
@@ -92,3 +96,33 @@ function connectError(path: string, e: NodeJS.ErrnoException, timeoutMs: number)
       return new CliError(`control socket ${path}: ${e.message}${e.code ? ` (${e.code})` : ''}`);
   }
 }
+
+// ---------------------------------------------------------------- the commands' connection options
+
+/** The options every command that talks to the daemon takes. */
+export interface ControlOptions {
+  instance: string;
+  socket?: string;
+}
+
+/** --instance and --socket on a command. */
+export function addControlOptions(cmd: Command): Command {
+  return cmd
+    .option('--instance <name>', 'the xlb instance to talk to (its socket is /run/xlb/<name>.sock)', DEFAULT_INSTANCE)
+    .option('--socket <path>', 'the control socket to talk to (instead of the instance\'s)');
+}
+
+/** The socket a command talks to: --socket, else the instance's. */
+export function socketOf(opts: ControlOptions): string {
+  if (opts.socket) return opts.socket;
+  try {
+    return defaultSocketPath(checkInstanceName(opts.instance));
+  } catch (e) {
+    throw new CliError((e as Error).message);
+  }
+}
+
+/** How commands get a DaemonControl for a socket; tests give a fake. */
+export type ControlFactory = (socketPath: string) => DaemonControl;
+
+export const realControl: ControlFactory = (socketPath) => new ControlClient(socketPath);
