@@ -33,7 +33,7 @@ export function formatDump(dump: KeepalivedJsonDump): string {
   if (dump.length === 0) return 'no VRRP instances\n';
   return dump.map(({ data, stats }) => {
     const lines = [`VRRP instance ${data.iname}`, '  data:'];
-    for (const [k, v] of Object.entries(data)) lines.push(`    ${k} = ${value(k, v)}`);
+    for (const [k, v] of Object.entries(data)) lines.push(Array.isArray(v) ? `    ${k} =${value(k, v)}` : `    ${k} = ${value(k, v)}`);
     lines.push('  stats:');
     for (const [k, v] of Object.entries(stats)) lines.push(`    ${k} = ${v}`);
     return `${lines.join('\n')}\n`;
