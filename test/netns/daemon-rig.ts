@@ -84,31 +84,41 @@ export class DaemonProcess {
   }
 }
 
-export interface DaemonRig {
-  lab: Lab;
-  client: Agent;
-  /** the instance name: the lab's prefix (so two test files never share pins or sockets) */
+/** One load-balancer node of the lab and the daemon it runs. */
+export interface DaemonNode {
+  /** 1-based: the lab's lbK */
+  index: number;
+  ns: string;
+  /** the instance name: the lab's prefix for lb1, '<prefix>-lbK' for the others (never shared between test files) */
   instance: string;
+  configFile: string;
   /** the daemon's control API */
   api: ControlClient;
-  configFile: string;
-  /** write the configuration the daemon reads */
+  /** write the configuration its daemon reads */
   writeConfig(c: unknown): void;
-  /** start `xlb run -f configFile --log-json --instance NAME ...args` in lb1's namespace; resolves once it logs 'xlb running' */
+  /** start `xlb run -f configFile --log-json --instance NAME ...args` in its namespace; resolves once it logs 'xlb running' */
   startDaemon(args?: string[]): Promise<DaemonProcess>;
+}
+
+export interface DaemonRig extends DaemonNode {
+  lab: Lab;
+  client: Agent;
+  /** every LB node (nodes[0] is lb1, whose fields the rig itself has too) */
+  nodes: DaemonNode[];
   close(): Promise<void>;
 }
 
 export async function startDaemonRig(opts: LabOptions = {}): Promise<DaemonRig> {
   requireLab();
   const lab = await createLab({ prefix: randomPrefix('xlbd'), reals: 3, ...opts });
-  const instance = lab.prefix;
-  const configFile = join(lab.stateDir, 'xlb.json');
   const daemons: DaemonProcess[] = [];
   let client: Agent | undefined;
+  const instances = lab.lbs.map((_, i) => (i === 0 ? lab.prefix : `${lab.prefix}-lb${i + 1}`));
   const removePins = () => {
-    rmSync(join(PIN_ROOT, instance), { recursive: true, force: true });
-    rmSync(defaultSocketPath(instance), { force: true });
+    for (const instance of instances) {
+      rmSync(join(PIN_ROOT, instance), { recursive: true, force: true });
+      rmSync(defaultSocketPath(instance), { force: true });
+    }
   };
   const unregister = onCleanup(removePins);
   const close = async () => {
@@ -123,20 +133,23 @@ export async function startDaemonRig(opts: LabOptions = {}): Promise<DaemonRig> 
   };
   try {
     client = (await Agent.start('client', lab.client.ns, resolve(REPO, 'scripts/lab/client-agent.ts'))).agent;
-    const rig: DaemonRig = {
-      lab, client, instance, configFile, api: new ControlClient(defaultSocketPath(instance)),
-      writeConfig: (c) => writeFileSync(configFile, `${JSON.stringify(c, null, 2)}\n`),
-      async startDaemon(args = []) {
-        const proc = spawn('nsenter', [`--net=/run/netns/${lab.lb.ns}`, XLB, 'run', '-f', configFile, '--log-json', '--instance', instance, ...args],
-          { stdio: ['ignore', 'ignore', 'pipe'] });
-        const d = new DaemonProcess(proc);
-        daemons.push(d);
-        await d.waitFor((l) => l.msg === 'xlb running', "'xlb running'", 30_000);
-        return d;
-      },
-      close,
-    };
-    return rig;
+    const nodes = lab.lbs.map((lb, i): DaemonNode => {
+      const instance = instances[i]!;
+      const configFile = join(lab.stateDir, i === 0 ? 'xlb.json' : `xlb-lb${i + 1}.json`);
+      return {
+        index: i + 1, ns: lb.ns, instance, configFile, api: new ControlClient(defaultSocketPath(instance)),
+        writeConfig: (c) => writeFileSync(configFile, `${JSON.stringify(c, null, 2)}\n`),
+        async startDaemon(args = []) {
+          const proc = spawn('nsenter', [`--net=/run/netns/${lb.ns}`, XLB, 'run', '-f', configFile, '--log-json', '--instance', instance, ...args],
+            { stdio: ['ignore', 'ignore', 'pipe'] });
+          const d = new DaemonProcess(proc);
+          daemons.push(d);
+          await d.waitFor((l) => l.msg === 'xlb running', "'xlb running'", 30_000);
+          return d;
+        },
+      };
+    });
+    return { ...nodes[0]!, lab, client, nodes, close };
   } catch (err) {
     await close();
     throw err;

@@ -250,3 +250,20 @@ describe('xlb run', () => {
     assert.equal(r.exit, 4, 'a configuration that cannot be used: exit 4');
   });
 });
+
+describe('contrib/xlb.service', () => {
+  test('its ExecStart is a valid `xlb run` command line; reload is SIGHUP; the pid file is the one it writes', async () => {
+    const unit = readFileSync(join(import.meta.dirname, '../../contrib/xlb.service'), 'utf8');
+    const value = (key: string) => unit.match(new RegExp(`^${key}=(.*)$`, 'm'))?.[1];
+    const exec = value('ExecStart')!.split(/\s+/);
+    assert.match(exec[0]!, /\/xlb$/);
+    const got: RunOptions[] = [];
+    const code = await runCli(exec.slice(1), { out: () => undefined, err: (t) => assert.fail(t), isRoot: () => true },
+      { decap: {} as never, run: async (o) => { got.push(o); return 0; } });
+    assert.equal(code, 0);
+    assert.equal(got[0]!.configFile, '/etc/keepalived/keepalived.conf');
+    assert.equal(got[0]!.pidFile, value('PIDFile'));
+    assert.equal(value('ExecReload'), '/bin/kill -HUP $MAINPID');
+    assert.equal(value('KillSignal'), 'SIGTERM');
+  });
+});
