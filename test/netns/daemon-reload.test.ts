@@ -10,16 +10,18 @@
  *      goes on as before (real3 still serves);
  *   3. SIGHUP with the file as it was (real3 removed again): real3 gets no new connection; the
  *      streams (on real1, real2) never broke.
- * The control API's status and stats agree (VI_1 MASTER; the reals, their health and counters).
+ * The control API's status and stats agree (VI_1 MASTER; the reals, their health and counters),
+ * and so do `xlb status --json` and `xlb services -Ln` run against the daemon.
  * Then SIGTERM: exit 0, the VIP is gone from lb1 and the XDP program detached.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import type { Get, StreamStatus } from '../../scripts/lab/client-agent.ts';
 import { ip } from '../../scripts/lab/netns.ts';
 import { urlOf } from './rig.ts';
-import { config, drService, pause, startDaemonRig, vrrpInstance, waitServing, type DaemonRig } from './daemon-rig.ts';
+import { config, drService, pause, startDaemonRig, vrrpInstance, waitServing, XLB, type DaemonRig } from './daemon-rig.ts';
 
 const PHASE_MS = 1500;
 const STREAM_INTERVAL_MS = 5;
@@ -120,6 +122,14 @@ describe('xlb run: reload under traffic', () => {
       assert.deepEqual(status.services.map((s) => s.reals.map((r) => [r.address, r.health, r.weight])),
         [[[lab.reals[0]!.ipv4, 'up', 1], [lab.reals[1]!.ipv4, 'up', 1]], [[lab.reals[0]!.ipv4, 'up', 1], [lab.reals[1]!.ipv4, 'up', 1]]]);
       assert.deepEqual(status.lastReload && [status.lastReload.applied, status.lastReload.errors], [true, 0]);
+      // the CLI against the running daemon
+      const cli = (...args: string[]) => execFileSync(XLB, [...args, '--instance', rig!.instance], { encoding: 'utf8' });
+      const cliStatus = JSON.parse(cli('status', '--json')) as typeof status;
+      assert.deepEqual(cliStatus.vrrp.map((i) => [i.name, i.state]), [['VI_1', 'MASTER']], 'xlb status --json');
+      const table = cli('services', '-Ln');
+      for (const text of [`${vip}:80`, `${vip}:7`, `${lab.reals[0]!.ipv4}:`, `${lab.reals[1]!.ipv4}:`]) assert.ok(table.includes(text), `xlb services -Ln shows ${text}:\n${table}`);
+      assert.ok(!table.includes(`${lab.reals[2]!.ipv4}:`), `xlb services -Ln: real3 is gone:\n${table}`);
+
       const stats = await rig.api.stats();
       const http = stats.services.find((s) => s.port === 80);
       assert.ok(http && http.reals.every((r) => r.counters.connections > 0), `stats: both reals took connections: ${JSON.stringify(http)}`);
