@@ -13,6 +13,7 @@
  *   vip_filter     ARRAY  bitmap of the VIP addresses (xlb_abi.h)        (here)
  *   reals          ARRAY  __u32 real id -> struct xlb_real               (here)
  *   config         ARRAY  1 entry, struct xlb_config                     (here)
+ *   meta, real_meta   ARRAY  the control plane's own state, never read here (here)
  *   maglev_tables  ARRAY_OF_MAPS, service id -> ARRAY slot -> real id    (lib/maglev.h)
  *   conntrack4     LRU_HASH per-CPU lists, xlb_flow_key4 -> xlb_flow     (lib/ct.h)
  *   conntrack      LRU_HASH per-CPU lists, xlb_flow_key -> xlb_flow (IPv6) (lib/ct.h)
@@ -291,6 +292,24 @@ struct {
 	__type(key, __u32);
 	__type(value, struct xlb_config);
 } config SEC(".maps");
+
+/*
+ * The control plane's own state (xlb_abi.h: meta, real_meta): never read by
+ * the program, here so that they are created, sized and pinned with its maps.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xlb_meta);
+} meta SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XLB_MAX_REALS);
+	__type(key, __u32);
+	__type(value, struct xlb_real_meta);
+} real_meta SEC(".maps");
 
 /*
  * BTF anchor: the ABI enums are used only as constants, which leaves them out

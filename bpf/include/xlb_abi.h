@@ -248,4 +248,32 @@ struct xlb_config {
 /* config.nat_flags */
 #define XLB_CFG_F_NAT (1U << 0) /* a NAT or full-NAT real exists: look replies up in the NAT state */
 
+/* ---- control-plane state, never read by the program ----
+ *
+ * What the control plane needs, beyond what the program reads, to take its
+ * own programming back from the maps: a new process that adopts an
+ * instance's pinned maps (hitless restart, src/datapath/xdp/forwarder.ts)
+ * rebuilds its services and reals from services, reals, config, nat_ports,
+ * vip_filter and these two maps.
+ *
+ * XLB_ABI_VERSION: bump it on any change of meaning of a struct, map or flag
+ * here that keeps the layouts (a layout change is caught without it: the
+ * control plane also stores a fingerprint of the layouts). Pinned maps of
+ * another version are not adopted. */
+#define XLB_ABI_VERSION 1
+
+/* meta: ARRAY, 1 entry (key 0), written once when the maps are created */
+struct xlb_meta {
+	__u32 abi_version;   /* XLB_ABI_VERSION of whoever created the maps */
+	__u32 maglev_size;   /* the program's load-time maglev_size: the size of every table */
+	__u64 layout_hash;   /* the control plane's fingerprint of the ABI layouts (abi.ts) */
+};
+
+/* real_meta: ARRAY indexed by real id, as reals; written with the real's
+ * entry, zeroed when the real is retired */
+struct xlb_real_meta {
+	__u32 service_id;    /* the service the real belongs to (one id per service x real) */
+	__u32 weight;        /* its weight (the Maglev table's input; 0 = drained) */
+};
+
 #endif /* XLB_ABI_H */

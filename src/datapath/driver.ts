@@ -82,17 +82,38 @@ export interface NextHop {
   ifindex?: number;
 }
 
+/** A service and its reals as a driver holds them (XdpDriver.held). */
+export interface HeldService {
+  service: DatapathService;
+  reals: DatapathReal[];
+}
+
 /**
  * The XDP driver: each service is one setService of the forwarder (a new Maglev table swapped in
  * whole, reals written before it). `nextHop` says where each real's frames go (the daemon
  * resolves it from the neighbour table; tests and benchmarks give fixed ones).
+ *
+ * It holds what its forwarder holds when it is made: after a hitless restart (a forwarder that
+ * adopted pinned maps, XdpForwarder.open with an instance) services() and held() list what the
+ * previous process programmed, so that the caller changes only the difference (setting a service
+ * again with the same reals keeps their ids, and so their connections).
  */
 export class XdpDriver implements DatapathDriver {
   readonly kind = 'xdp' as const;
   readonly capabilities = XDP_CAPABILITIES;
   readonly #specs = new Map<string, DatapathService>();
 
-  constructor(readonly forwarder: XdpForwarder, private readonly nextHop: (real: DatapathReal, service: DatapathService) => NextHop) {}
+  constructor(readonly forwarder: XdpForwarder, private readonly nextHop: (real: DatapathReal, service: DatapathService) => NextHop) {
+    for (const { service } of forwarder.listServices()) this.#specs.set(serviceKey(service), service);
+  }
+
+  /** What the forwarder holds, in the driver's terms (next hops left out). */
+  held(): HeldService[] {
+    return this.forwarder.listServices().map(({ service, reals }) => ({
+      service,
+      reals: reals.map((r) => ({ address: r.address, port: r.port ?? 0, weight: r.weight, method: r.method })),
+    }));
+  }
 
   async setService(service: DatapathService, reals: readonly DatapathReal[]): Promise<void> {
     const specs: RealSpec[] = reals.map((r) => {

@@ -8,10 +8,10 @@ import { FakeMap } from '../../src/datapath/bpf/fake.ts';
 import {
   BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY, type MapLike,
 } from '../../src/datapath/bpf/index.ts';
-import { XdpForwarder, type ForwarderMaps, type RealSpec, type ServiceSpec } from '../../src/datapath/xdp/forwarder.ts';
+import { XdpForwarder, type ForwarderMaps, type ForwarderParts, type RealSpec, type ServiceSpec } from '../../src/datapath/xdp/forwarder.ts';
 import {
   XLB_CFG_F_NAT, XLB_CNT_MAX, XLB_COUNTERS, XLB_NAT_F_CLOSING, XLB_NAT_F_FULL, XLB_NAT_PORT_WORDS, XLB_REAL_F_ACTIVE, XLB_REAL_F_DRAINED, XlbConfig, XlbFlow, XlbFlowKey, XlbFlowKey4, XlbNat, XlbPersist, XlbPersistKey, XlbReal,
-  XlbService, XlbStats, XlbVipKey, decode, encode,
+  XlbMeta, XlbRealMeta, XlbService, XlbStats, XlbVipKey, decode, encode,
 } from '../../src/datapath/xdp/abi.ts';
 import { addrBytes, macBytes, portField } from '../../src/datapath/xdp/net.ts';
 import { buildMaglevTable } from '../../src/datapath/xdp/maglev.ts';
@@ -49,10 +49,12 @@ function rig() {
     realStats: new FakeMap({ type: BPF_MAP_TYPE_PERCPU_ARRAY, keySize: 4, valueSize: XlbStats.size, maxEntries: 64, cpus: 2 }),
     globalStats: new FakeMap({ type: BPF_MAP_TYPE_PERCPU_ARRAY, keySize: 4, valueSize: 8, maxEntries: XLB_CNT_MAX, cpus: 2 }),
     config: record('config', new FakeMap({ type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: XlbConfig.size, maxEntries: 1 })),
+    meta: new FakeMap({ type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: XlbMeta.size, maxEntries: 1 }),
+    realMeta: new FakeMap({ type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: XlbRealMeta.size, maxEntries: 64 }),
   };
   const tables = new Map<number, MapLike>();
   let nextFd = 1000;
-  const fw = new XdpForwarder({
+  const parts: ForwarderParts = {
     maps, maglevSize: M, maxServices: 16, maxReals: 64,
     createTable: (_id, size) => {
       const t = Object.assign(new FakeMap({ type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: 4, maxEntries: size }), { fd: nextFd++ });
@@ -61,7 +63,10 @@ function rig() {
       log.push(`table.create ${t.fd}`);
       return t;
     },
-  });
+  };
+  const fw = new XdpForwarder(parts);
+  /** a second forwarder over the same maps that reads back what they hold (a restart that adopts pins) */
+  const adopt = () => new XdpForwarder({ ...parts, adopt: true });
   const u32 = (n: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(n); return b; };
   /** the table the outer map currently points at, as real ids */
   const tableOf = (serviceId: number): Uint32Array => {
@@ -70,7 +75,7 @@ function rig() {
     return Uint32Array.from({ length: M }, (_, i) => t.lookup(u32(i))!.readUInt32LE(0));
   };
   const real = (id: number) => decode(XlbReal, maps.reals.lookup(u32(id))!);
-  return { fw, maps, log, tableOf, real };
+  return { fw, maps, log, tableOf, real, adopt };
 }
 
 const svc: ServiceSpec = { address: '198.18.0.10', port: 80, protocol: 'tcp' };
@@ -362,4 +367,79 @@ test('nat_ports: the ports NAT reals answer from, added before the reals are wri
   assert.ok(!log.some((l) => l.startsWith('natPorts')), 'unchanged words are not written');
   fw.removeService(s81);
   assert.ok([...Array(XLB_NAT_PORT_WORDS).keys()].every((w) => word(w) === 0n), 'no NAT real: no bits');
+});
+
+// ---------------------------------------------------------------- adoption (hitless restart)
+
+test('adoption: a forwarder over the same maps reads back services, reals, configuration and ids', () => {
+  const { fw, adopt, log } = rig();
+  const cfg = { tunSrc4: '198.18.0.2', tunSrc4Bits: 4, tunSrc6: 'fd00::2', tunTtl: 32, natSrc4: '198.18.254.1', natTimeouts: { udp: 60 } };
+  fw.setConfig(cfg);
+  const written: { service: ServiceSpec; reals: RealSpec[] }[] = [
+    { service: svc, reals: [r(1), r(2, 0), { ...r(3, 7), method: 'tun', ifindex: 5 }] },
+    { service: { ...svc, port: 0, protocol: 'udp', hashSourceOnly: true, persistence: { timeout: 300, granularity: 24 } }, reals: [r(4, 3)] },
+    { service: { address: 'fd00::100', port: 53, protocol: 'udp', ops: true, persistence: { timeout: 60 } },
+      reals: [{ address: 'fd00::11', weight: 2, method: 'nat', mac: '02:00:00:00:01:11', smac: '02:00:00:00:00:fe', port: 5353 }] },
+    { service: { ...svc, port: 443 }, reals: [{ ...r(5), method: 'fullnat', port: 8443 }, { ...r(6), method: 'nat' }] },
+  ];
+  const ids = written.map((w) => fw.setService(w.service, w.reals));
+  fw.removeService({ ...svc, port: 0, protocol: 'udp' }); // a gap in the ids
+  written.splice(1, 1);
+  ids.splice(1, 1);
+
+  const fw2 = adopt();
+  assert.equal(fw2.adopted, true);
+  assert.deepEqual(fw2.listServices(), written, 'what was written reads back (in normal form, which this is)');
+  assert.deepEqual(fw2.listServices(), fw.listServices());
+  assert.equal(fw2.natEnabled, true, 'the NAT flag read back');
+  assert.deepEqual(fw2.realsOf(svc), ['198.18.1.1', '198.18.1.2', '198.18.1.3']);
+
+  // the same programming again keeps every id and writes no real
+  log.length = 0;
+  written.forEach((w, i) => assert.deepEqual(fw2.setService(w.service, w.reals), ids[i], `service ${i}: the same ids`));
+  assert.deepEqual(log.filter((l) => l.startsWith('reals.')), [], 'no real entry rewritten');
+  // the configuration was read back: a full-NAT real still finds natSrc4, setConfig({}) would refuse to drop it
+  assert.throws(() => fw2.setConfig({}), /natSrc4 is needed by the full-NAT real/);
+  fw2.setConfig(cfg);
+  // fresh ids do not collide with adopted ones
+  const more = fw2.setService({ ...svc, port: 8080 }, [r(7)]);
+  const used = new Set([...ids.flatMap((x) => [...x.realIds.values()])]);
+  assert.ok(!used.has(more.realIds.get('198.18.1.7')!), 'a new real gets an id not in use');
+  assert.ok(!ids.some((x) => x.serviceId === more.serviceId), 'a new service gets an id not in use');
+});
+
+test('adoption: persistence granularity of the whole address and false flags read back in normal form', () => {
+  const { fw, adopt } = rig();
+  fw.setConfig({});
+  fw.setService({ ...svc, hashSourceOnly: false, persistence: { timeout: 10, granularity: 32 } }, [{ ...r(1), ifindex: 0, port: 0 }]);
+  assert.deepEqual(adopt().listServices(), [{ service: { ...svc, persistence: { timeout: 10 } }, reals: [r(1)] }]);
+});
+
+test('adoption: what a crash left half-done is settled', () => {
+  const { fw, maps, adopt, real } = rig();
+  fw.setConfig({});
+  const { serviceId, realIds } = fw.setService(svc, [r(1), r(2)]);
+  // a crash after a new real's entry, before its real_meta: it belongs to no service
+  const orphan = 9;
+  maps.reals.update(u32(orphan), encode(XlbReal, { addr: addrBytes('198.18.1.9'), dmac: macBytes('02:00:00:00:01:09'), smac: macBytes('02:00:00:00:00:fe'), family: 4, method: 1, flags: XLB_REAL_F_ACTIVE }));
+  // a crash between real 1's new entry (a new MAC) and the old one's retirement: the address twice
+  const twin = 10;
+  maps.reals.update(u32(twin), encode(XlbReal, { addr: addrBytes('198.18.1.1'), dmac: macBytes('02:00:00:00:01:aa'), smac: macBytes('02:00:00:00:00:fe'), family: 4, method: 1, flags: XLB_REAL_F_ACTIVE }));
+  maps.realMeta.update(u32(twin), encode(XlbRealMeta, { service_id: serviceId, weight: 1 }));
+
+  const fw2 = adopt();
+  assert.equal(real(orphan).flags, 0, 'the orphan is retired at adoption');
+  assert.deepEqual(fw2.listServices(), [{ service: svc, reals: [r(1), r(2)] }], 'the first of the twins is the real, the other a leftover');
+  const again = fw2.setService(svc, [r(1), r(2)]);
+  assert.deepEqual(again.realIds, realIds, 'the real keeps its id');
+  assert.equal(real(twin).flags, 0, 'the leftover twin is retired after the next table swap');
+});
+
+test('adoption of maps never written: empty, with the default configuration', () => {
+  const { adopt } = rig();
+  const fw2 = adopt();
+  assert.deepEqual(fw2.listServices(), []);
+  assert.equal(fw2.natEnabled, false);
+  fw2.setService(svc, [r(1)]);
+  assert.equal(fw2.listServices().length, 1);
 });

@@ -17,7 +17,7 @@
  * The addon is loaded on first use, so importing this module (e.g. for the constants, or for the
  * in-memory fake in ./fake.ts) works without it being built.
  */
-import { existsSync, unlinkSync } from 'node:fs';
+import { existsSync, readdirSync, rmdirSync, statfsSync, unlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import type {
@@ -890,6 +890,57 @@ export function openObject(path: string): BpfObject {
 }
 
 // ---------------------------------------------------------------- pins
+
+/** Where the BPF filesystem is mounted; xlb pins under XLB_PIN_ROOT (decap/ and one directory per forwarder instance). */
+export const BPFFS = '/sys/fs/bpf';
+export const XLB_PIN_ROOT = `${BPFFS}/xlb`;
+const BPF_FS_MAGIC = 0xcafe4a11;
+
+/** ENOENT, saying how to get one, unless a BPF filesystem is mounted at BPFFS. */
+export function requireBpffs(): void {
+  let type: number | undefined;
+  try {
+    type = statfsSync(BPFFS).type;
+  } catch { /* missing: as below */ }
+  if (type !== BPF_FS_MAGIC) {
+    throw bpfError('ENOENT', 'statfs', `no BPF filesystem at ${BPFFS} here: mount one (mount -t bpf bpf ${BPFFS}); ` +
+      'in a network namespace use `nsenter --net=/run/netns/NAME`, not `ip netns exec` (which remounts /sys and hides it)');
+  }
+}
+
+/**
+ * Remove a pin directory: every pin in it, the directory, then each of `parents` (innermost
+ * first) that it leaves empty. A missing directory is not an error.
+ */
+export function removePinDir(dir: string, parents: readonly string[] = []): void {
+  let names: string[] = [];
+  try {
+    names = readdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  for (const name of names) {
+    try {
+      unpin(`${dir}/${name}`);
+    } catch (err) {
+      if (!isBpfError(err, 'ENOENT')) throw err;
+    }
+  }
+  removeEmptyDirs([dir, ...parents]);
+}
+
+/** Remove these directories in order while they are empty (a missing one counts as removed). */
+export function removeEmptyDirs(dirs: readonly string[]): void {
+  for (const d of dirs) {
+    try {
+      rmdirSync(d);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOTEMPTY' || code === 'EEXIST') break; // in use by something else: keep it and its parents
+      if (code !== 'ENOENT') throw err;
+    }
+  }
+}
 
 /** Remove a pin (the object lives on while something else holds it). */
 export function unpin(path: string): void {

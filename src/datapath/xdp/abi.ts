@@ -6,6 +6,7 @@
  * struct, enum and limit against the BTF of the compiled object and against the header, so a
  * layout change that is not mirrored here fails the tests.
  */
+import { createHash } from 'node:crypto';
 
 export type FieldKind = 'u8' | 'u16' | 'u32' | 'u64' | 'bytes';
 
@@ -58,6 +59,8 @@ export const XLB_CT_SIZE_DEFAULT = 1048576;
 export const XLB_NAT_SIZE_DEFAULT = 1048576;
 export const XLB_PERSIST_SIZE_DEFAULT = 262144;
 export const XLB_ID_NONE = 0;
+/** Bumped on a change of meaning that keeps the layouts (xlb_abi.h); pinned maps of another version are not adopted. */
+export const XLB_ABI_VERSION = 1;
 
 // ---- enums ----
 export const XlbFamily = { XLB_AF_INET: 4, XLB_AF_INET6: 6 } as const;
@@ -148,9 +151,24 @@ export const XlbConfig = defineStruct('xlb_config', [
   u32('nat_tcp_timeout'), u32('nat_tcp_fin_timeout'), u32('nat_udp_timeout'),
 ]);
 
+/** The control plane's own state (meta, real_meta): never read by the program. */
+export const XlbMeta = defineStruct('xlb_meta', [u32('abi_version'), u32('maglev_size'), u64('layout_hash')]);
+export const XlbRealMeta = defineStruct('xlb_real_meta', [u32('service_id'), u32('weight')]);
+
 export const ABI_STRUCTS: readonly StructLayout[] = [
   XlbVipKey, XlbService, XlbReal, XlbFlowKey, XlbFlowKey4, XlbFlow, XlbNat, XlbPersistKey, XlbPersist, XlbStats, XlbConfig,
+  XlbMeta, XlbRealMeta,
 ];
+
+/**
+ * A fingerprint of the layouts above and of the counters' order (the first 8 bytes of a SHA-256),
+ * stored with pinned maps (xlb_meta.layout_hash): maps written by a build whose layouts differ
+ * are not adopted, even if XLB_ABI_VERSION was not bumped.
+ */
+export function abiLayoutHash(): bigint {
+  const text = JSON.stringify([ABI_STRUCTS.map((s) => [s.name, s.size, s.fields.map((f) => [f.name, f.kind, f.offset, f.size])]), XLB_COUNTERS]);
+  return createHash('sha256').update(text).digest().readBigUInt64LE(0);
+}
 
 /**
  * Field values for encode/decode. Multi-byte integers are in host order (little-endian on

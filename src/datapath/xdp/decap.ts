@@ -20,11 +20,12 @@
  * and after is ever dropped); emptying the list turns the filter off first. Only when old and new
  * prefixes of a family do not fit in its trie together are the old ones deleted first.
  */
-import { mkdirSync, readdirSync, rmdirSync, statSync, statfsSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  BPF_ANY, BpfMap, BpfProgram, XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE, XDP_FLAGS_UPDATE_IF_NOEXIST, bpfError,
-  bpfObjectPath, isBpfError, openObject, unpin, xdpAttach, xdpDetach, xdpQuery, type BpfObject, type MapLike,
+  BPFFS, BPF_ANY, BpfMap, BpfProgram, XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE, XDP_FLAGS_UPDATE_IF_NOEXIST, XLB_PIN_ROOT,
+  bpfError, bpfObjectPath, isBpfError, openObject, removePinDir, requireBpffs, xdpAttach, xdpDetach, xdpQuery,
+  type BpfObject, type MapLike,
 } from '../bpf/index.ts';
 import { decode, encode } from './abi.ts';
 import {
@@ -36,12 +37,11 @@ import { checkIfname, ifindexByName } from '../../net/link.ts';
 /** Where `make bpf` puts the program. */
 export const DECAP_OBJECT = bpfObjectPath('xlb_decap');
 export const DECAP_PROGRAM = 'xlb_decap';
-export const BPFFS = '/sys/fs/bpf';
-export const DECAP_PIN_ROOT = `${BPFFS}/xlb/decap`;
+export { BPFFS };
+export const DECAP_PIN_ROOT = `${XLB_PIN_ROOT}/decap`;
 /** The pinned program's file name in a pin directory; the maps are pinned under their own names. */
 const PROG_PIN = 'prog';
 const MAP_NAMES = { stats: 'decap_stats', config: 'decap_config', src4: 'decap_src4', src6: 'decap_src6' } as const;
-const BPF_FS_MAGIC = 0xcafe4a11;
 
 type CounterOf<T> = T extends `XLB_DECAP_CNT_${infer N}` ? Lowercase<N> : never;
 /** Counter names as reported: 'XLB_DECAP_CNT_DROP_SOURCE' → 'drop_source'. */
@@ -51,7 +51,7 @@ export type DecapCounters = Record<DecapCounterName, bigint>;
 
 export type XdpMode = 'native' | 'generic';
 export const XDP_MODES: readonly XdpMode[] = ['native', 'generic'];
-const MODE_FLAG: Record<XdpMode, number> = { native: XDP_FLAGS_DRV_MODE, generic: XDP_FLAGS_SKB_MODE };
+export const MODE_FLAG: Record<XdpMode, number> = { native: XDP_FLAGS_DRV_MODE, generic: XDP_FLAGS_SKB_MODE };
 
 // ---------------------------------------------------------------- prefixes
 
@@ -243,17 +243,6 @@ export function pinDir(ifname: string, netns = netnsInode()): string {
   return join(DECAP_PIN_ROOT, `${netns}-${checkIfname(ifname)}`);
 }
 
-function requireBpffs(): void {
-  let type: number | undefined;
-  try {
-    type = statfsSync(BPFFS).type;
-  } catch { /* missing: as below */ }
-  if (type !== BPF_FS_MAGIC) {
-    throw bpfError('ENOENT', 'statfs', `no BPF filesystem at ${BPFFS} here: mount one (mount -t bpf bpf ${BPFFS}); ` +
-      'in a network namespace use `nsenter --net=/run/netns/NAME`, not `ip netns exec` (which remounts /sys and hides it)');
-  }
-}
-
 function exists(path: string): boolean {
   try {
     statSync(path);
@@ -265,22 +254,7 @@ function exists(path: string): boolean {
 
 /** Remove a pin directory: its pins, then the directory and the parents it leaves empty. */
 function removePins(dir: string): void {
-  for (const name of [PROG_PIN, ...Object.values(MAP_NAMES)]) {
-    try {
-      unpin(join(dir, name));
-    } catch (err) {
-      if (!isBpfError(err, 'ENOENT')) throw err;
-    }
-  }
-  for (const d of [dir, DECAP_PIN_ROOT, join(BPFFS, 'xlb')]) {
-    try {
-      rmdirSync(d);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOTEMPTY' || code === 'EEXIST') break; // in use by something else: keep it and its parents
-      if (code !== 'ENOENT') throw err;
-    }
-  }
+  removePinDir(dir, [DECAP_PIN_ROOT, XLB_PIN_ROOT]);
 }
 
 export interface DecapStatus {
@@ -299,7 +273,7 @@ export interface DecapStatus {
 }
 
 /** Where on the interface (if anywhere) the program with this id is attached. */
-function attachedMode(ifindex: number | null, progId: number): XdpMode | null {
+export function attachedMode(ifindex: number | null, progId: number): XdpMode | null {
   if (ifindex === null) return null;
   const q = xdpQuery(ifindex);
   if (q.drvProgId === progId) return 'native';

@@ -36,18 +36,62 @@
  * sends back, to translate replies (bpf/lib/nat.h). A NAT real must route its replies through the
  * balancer (its gateway); full-NAT replies come to natSrc4/natSrc6, which must be an address of
  * the balancer's that nothing else uses (not a VIP: refused here), answered to ARP/ND.
+ *
+ * Hitless restart (pinned instances). The API the daemon uses:
+ *
+ *   const fw = XdpForwarder.open({ instance });   // create and pin, or adopt what is pinned
+ *   fw.adopted                                    // true: an earlier process's state was taken over
+ *   fw.listServices()                             // what is programmed (after adoption: read back)
+ *   fw.attach(ifindex, 'native')                  // no-op where it is attached already
+ *   fw.close()                                    // exit: pins and attachments stay, packets flow
+ *   await fw.destroy()                            // clean stop: detach everywhere, remove the pins
+ *   await XdpForwarder.purge({ instance })        // the same without adopting (incompatible pins)
+ *
+ * Pins: /sys/fs/bpf/xlb/<instance>/ (DEFAULT_INSTANCE 'default' for the daemon; the directory is
+ * the same from every network namespace) holds the program ('prog') and every map under its name
+ * in bpf/xlb.bpf.c. They are published whole: pinned in /sys/fs/bpf/xlb/staging/<instance>-<pid>,
+ * then renamed into place. Without an instance nothing is pinned (tests, benchmarks).
+ *
+ * Attachment: by netlink (bpf_xdp_attach), not a bpf_link. A netlink XDP attachment belongs to the
+ * interface and stays when the process that made it exits, SIGKILL included; a bpf_link would be
+ * detached when its last fd closes unless it were pinned too. So a killed daemon leaves the
+ * program attached and forwarding with the maps as they were; health checks and VRRP stop until a
+ * new daemon runs. attachments() finds where the program is attached by asking each interface of
+ * the caller's network namespace, so nothing about attachments needs to be pinned.
+ *
+ * Adoption reuses the pinned program as it is (it is not reloaded: no packet meets a program
+ * swap), and the maps (services, reals, Maglev tables, connection tables, NAT state, persistence
+ * templates, counters, configuration). The control plane's own state is read back from the maps:
+ * services from `services`, reals from `reals` with their service and weight from `real_meta`
+ * (xlb_abi.h), the configuration from `config`, the bitmaps from `nat_ports` and `vip_filter`.
+ * Setting a service again with the same reals then keeps their ids, so established connections
+ * keep their reals and NAT state. Before adopting, the pins are checked against this build: the
+ * ABI version and a fingerprint of the ABI layouts (`meta`), every map's type, key and value
+ * sizes and flags against the object file, the sizes the options ask for (sizes not given are
+ * taken as pinned), the program's name and type. A mismatch is refused (code
+ * 'XLB_PINS_INCOMPATIBLE', the message names each difference) and nothing is touched: the caller
+ * decides to purge (which drops the connections) and open afresh. A program built from newer
+ * sources with the same ABI is not loaded by adoption: it takes over at a clean stop and start.
+ * One process per instance: two that open it at once are not guarded against.
  */
 import {
   XLB_CFG_F_NAT, XLB_COUNTERS, XLB_CT_SIZE_DEFAULT, XLB_MAGLEV_SIZE_DEFAULT, XLB_MAX_REALS, XLB_MAX_SERVICES,
   XLB_NAT_F_CLOSING, XLB_NAT_F_FULL, XLB_NAT_PORT_WORDS, XLB_NAT_SIZE_DEFAULT, XLB_PERSIST_SIZE_DEFAULT, XLB_REAL_F_ACTIVE,
   XLB_REAL_F_DRAINED, XLB_SVC_F_HASH_SRC_ONLY, XLB_SVC_F_OPS, XLB_VERDICT_COUNTERS, XLB_VIP_FILTER_WORDS,
-  XlbConfig, XlbFlowKey, XlbMethod, XlbNat, XlbPersist, XlbPersistKey, XlbReal, XlbService, XlbStats, XlbVipKey, decode, encode,
+  XLB_ABI_VERSION, XlbConfig, XlbFlowKey, XlbMeta, XlbMethod, XlbNat, XlbPersist, XlbPersistKey, XlbReal, XlbRealMeta,
+  XlbService, XlbStats, XlbVipKey, abiLayoutHash, decode, encode,
 } from './abi.ts';
 import { buildMaglevTable, isPrime } from './maglev.ts';
 import { addrBytes, addrText, familyOf, macBytes, macText, portField, type Family } from './net.ts';
 import {
-  BPF_F_MMAPABLE, BPF_MAP_TYPE_ARRAY, BpfMap, type BpfObject, type BpfProgram, type MapLike, bpfObjectPath, openObject, xdpTestContext,
+  BPFFS, BPF_F_MMAPABLE, BPF_MAP_TYPE_ARRAY, BPF_PROG_TYPE_XDP, BpfMap, BpfProgram, XDP_FLAGS_UPDATE_IF_NOEXIST, XLB_PIN_ROOT, bpfError,
+  bpfObjectPath, isBpfError, openObject, removeEmptyDirs, removePinDir, requireBpffs, xdpAttach, xdpDetach, xdpQuery, xdpTestContext,
+  type BpfObject, type MapLike,
 } from '../bpf/index.ts';
+import { MODE_FLAG, XDP_MODES, attachedMode, type XdpMode } from './decap.ts';
+import { listLinks } from '../../net/link.ts';
+import { existsSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 
 export type Protocol = 'tcp' | 'udp';
 export type Method = 'dr' | 'tun' | 'nat' | 'fullnat';
@@ -92,6 +136,11 @@ export interface ForwarderOptions {
   natSize?: number;
   /** persistence templates (one per persistent service and client network) */
   persistSize?: number;
+  /** pin under /sys/fs/bpf/xlb/<instance>/ and adopt what is pinned there (hitless restart);
+   *  a name of [A-Za-z0-9_.-], at most 64, not 'decap'. The daemon's default is DEFAULT_INSTANCE. */
+  instance?: string;
+  /** pin in this directory of the BPF filesystem instead (tests) */
+  pinDir?: string;
 }
 
 /** NAT state timeouts in seconds; IPVS's defaults (ipvsadm --set tcp tcpfin udp). */
@@ -164,8 +213,175 @@ const METHOD_NUMBER: Record<Method, number> = {
   dr: XlbMethod.XLB_METHOD_DR, tun: XlbMethod.XLB_METHOD_TUN, nat: XlbMethod.XLB_METHOD_NAT, fullnat: XlbMethod.XLB_METHOD_FULLNAT,
 };
 const PROTOCOL_OF = new Map<number, Protocol>(Object.entries(PROTO_NUMBER).map(([k, v]) => [v, k as Protocol]));
+const METHOD_OF = new Map<number, Method>(Object.entries(METHOD_NUMBER).map(([k, v]) => [v, k as Method]));
 const isNat = (m: Method): boolean => m === 'nat' || m === 'fullnat';
 export const DEFAULT_OBJECT = bpfObjectPath('xlb');
+const PROGRAM_NAME = 'xlb_xdp';
+
+// ---------------------------------------------------------------- pinned instances
+
+/** The instance the daemon pins under when none is named. */
+export const DEFAULT_INSTANCE = 'default';
+/** The pinned program's file name in a pin directory; the maps are pinned under their own names. */
+const PROG_PIN = 'prog';
+const INCOMPATIBLE = 'XLB_PINS_INCOMPATIBLE';
+
+/** The program's maps (their names in bpf/xlb.bpf.c) by role. */
+const MAP_NAMES = {
+  services: 'services', maglev: 'maglev_tables', reals: 'reals', conntrack4: 'conntrack4', conntrack: 'conntrack',
+  nat: 'nat', natPorts: 'nat_ports', persist: 'persist', serviceStats: 'service_stats', realStats: 'real_stats',
+  globalStats: 'global_stats', config: 'config', vipFilter: 'vip_filter', meta: 'meta', realMeta: 'real_meta',
+} as const;
+type MapRole = keyof typeof MAP_NAMES;
+
+/** The sizes of the resizable maps, by name: the options' or the defaults. */
+function mapSizes(o: ForwarderOptions, explicitOnly = false): Record<string, number> {
+  const pick = (v: number | undefined, dflt: number) => (explicitOnly ? v : v ?? dflt);
+  const services = pick(o.maxServices, XLB_MAX_SERVICES);
+  const reals = pick(o.maxReals, XLB_MAX_REALS);
+  const ct = pick(o.ctSize, XLB_CT_SIZE_DEFAULT);
+  const all: Record<string, number | undefined> = {
+    maglev_tables: services, service_stats: services, services: services === undefined ? undefined : services * 2,
+    reals, real_stats: reals, real_meta: reals,
+    conntrack4: ct, conntrack: ct, nat: pick(o.natSize, XLB_NAT_SIZE_DEFAULT), persist: pick(o.persistSize, XLB_PERSIST_SIZE_DEFAULT),
+  };
+  return Object.fromEntries(Object.entries(all).filter((e): e is [string, number] => e[1] !== undefined));
+}
+
+const tableFactory: TableFactory = (serviceId, size) => BpfMap.create({
+  type: BPF_MAP_TYPE_ARRAY, name: `xlb_mg_${serviceId}`, keySize: 4, valueSize: 4, maxEntries: size, flags: BPF_F_MMAPABLE,
+});
+
+/** bpffs refuses names with a dot; 'decap' and 'staging' are taken. */
+const INSTANCE_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+const RESERVED = ['decap', 'staging'];
+/** Where pins are made before their directory is renamed into place. */
+const STAGING_ROOT = join(XLB_PIN_ROOT, 'staging');
+
+/** The pin directory of the options (pinDir, else the instance's), or undefined. */
+export function pinDirOf(o: { instance?: string; pinDir?: string }): string | undefined {
+  if (o.pinDir !== undefined) {
+    if (typeof o.pinDir !== 'string' || !o.pinDir.startsWith(`${BPFFS}/`)) throw new Error(`pinDir '${String(o.pinDir)}' is not a directory under ${BPFFS}`);
+    return o.pinDir.replace(/\/+$/, '');
+  }
+  if (o.instance === undefined) return undefined;
+  const name = o.instance;
+  if (typeof name !== 'string' || !INSTANCE_NAME.test(name) || RESERVED.includes(name)) {
+    throw new Error(`instance name '${String(name)}' must be 1 to 64 of [A-Za-z0-9_-], and not ${RESERVED.map((r) => `'${r}'`).join(' or ')}`);
+  }
+  return join(XLB_PIN_ROOT, name);
+}
+
+function pinsIncompatible(dir: string, what: string): Error {
+  const err = new Error(`the forwarder pinned at ${dir} cannot be adopted: ${what}. ` +
+    'Start the build (and sizes) that pinned it, or remove it with XdpForwarder.purge (its connections are lost)') as Error & { code: string };
+  err.code = INCOMPATIBLE;
+  return err;
+}
+
+interface Pinned { program: BpfProgram; maps: Map<string, BpfMap>; close(): void }
+
+/** Open the program and maps pinned in `dir`; undefined when the directory does not exist. */
+function openPins(dir: string): Pinned | undefined {
+  if (!existsSync(dir)) return undefined;
+  const maps = new Map<string, BpfMap>();
+  let program: BpfProgram | undefined;
+  const close = () => { for (const m of maps.values()) m.close(); program?.close(); };
+  const missing: string[] = [];
+  try {
+    for (const name of [...Object.values(MAP_NAMES), PROG_PIN]) {
+      try {
+        if (name === PROG_PIN) program = BpfProgram.fromPin(join(dir, name));
+        else maps.set(name, BpfMap.fromPin(join(dir, name)));
+      } catch (err) {
+        if (!isBpfError(err, 'ENOENT')) throw err;
+        missing.push(name);
+      }
+    }
+    if (missing.length > 0) throw pinsIncompatible(dir, `pins missing: ${missing.join(', ')}`);
+    return { program: program!, maps, close };
+  } catch (err) {
+    close();
+    throw err;
+  }
+}
+
+/**
+ * Why pinned maps cannot serve this build with these options: the meta map's ABI version and
+ * layout fingerprint, each map's type, key and value sizes and flags against the object file's
+ * definitions, the sizes the options ask for (sizes not asked for are taken as pinned), the
+ * program's type and name.
+ */
+function adoptionProblems(p: Pinned, o: ForwarderOptions): string[] {
+  const problems: string[] = [];
+  const meta = decode(XlbMeta, p.maps.get(MAP_NAMES.meta)!.lookup(u32(0))!);
+  if (meta.abi_version !== XLB_ABI_VERSION || meta.layout_hash !== abiLayoutHash()) {
+    problems.push(`it was made with ABI version ${String(meta.abi_version)} (layout ${(meta.layout_hash as bigint).toString(16)}), ` +
+      `this build has version ${XLB_ABI_VERSION} (layout ${abiLayoutHash().toString(16)})`);
+  }
+  if (o.maglevSize !== undefined && o.maglevSize !== meta.maglev_size) {
+    problems.push(`its Maglev tables have ${String(meta.maglev_size)} slots, ${o.maglevSize} asked for`);
+  }
+  const explicit = mapSizes(o, true);
+  const obj = openObject(o.object ?? DEFAULT_OBJECT);
+  try {
+    const defs = new Map(obj.maps().map((m) => [m.name, m]));
+    for (const name of Object.values(MAP_NAMES)) {
+      const want = defs.get(name);
+      const have = p.maps.get(name)!.info;
+      if (!want) { problems.push(`map ${name} is not in ${obj.path}`); continue; }
+      const diff: string[] = [];
+      for (const k of ['type', 'keySize', 'valueSize', 'flags'] as const) if (have[k] !== want[k]) diff.push(`${k} ${have[k]}, not ${want[k]}`);
+      const size = explicit[name] ?? (name in mapSizes({}) ? have.maxEntries : want.maxEntries);
+      if (have.maxEntries !== size) diff.push(`${have.maxEntries} entries, not ${size}`);
+      if (diff.length > 0) problems.push(`map ${name}: ${diff.join(', ')}`);
+    }
+  } finally {
+    obj.close();
+  }
+  const prog = p.program;
+  if (prog.type !== BPF_PROG_TYPE_XDP || prog.name !== PROGRAM_NAME) problems.push(`the pinned program is '${prog.name}' of type ${prog.type}, not XDP '${PROGRAM_NAME}'`);
+  return problems;
+}
+
+function mapsByName(maps: Record<MapRole, BpfMap>): Map<string, BpfMap> {
+  return new Map(Object.entries(MAP_NAMES).map(([role, name]) => [name, maps[role as MapRole]]));
+}
+
+/** The staging directories of `dir`'s pins: STAGING_ROOT/<its name>-<pid>. */
+const stagingOf = (dir: string, pid: number = process.pid) => join(STAGING_ROOT, `${basename(dir)}-${pid}`);
+const isStagingOf = (dir: string, entry: string) => entry.startsWith(`${basename(dir)}-`) && /^\d+$/.test(entry.slice(basename(dir).length + 1));
+
+/**
+ * Pin the program and maps as `dir`, whole or not at all: pinned in a staging directory, which is
+ * then renamed to `dir` (a crash leaves a staging directory, which purge removes, never a partial
+ * `dir`).
+ */
+function publishPins(dir: string, program: BpfProgram, maps: Map<string, BpfMap>): void {
+  const staging = stagingOf(dir);
+  removePinDir(staging);
+  mkdirSync(staging, { recursive: true });
+  mkdirSync(dirname(dir), { recursive: true });
+  try {
+    for (const [name, m] of maps) m.pin(join(staging, name));
+    program.pin(join(staging, PROG_PIN));
+    renameSync(staging, dir);
+  } finally {
+    removePinDir(staging, [STAGING_ROOT]);
+  }
+}
+
+/** Where a program is attached in this network namespace. */
+export interface Attachment { ifindex: number; ifname: string; mode: XdpMode }
+
+async function attachmentsOf(progId: number): Promise<Attachment[]> {
+  const out: Attachment[] = [];
+  for (const link of await listLinks()) {
+    const mode = attachedMode(link.ifindex, progId);
+    if (mode !== null) out.push({ ifindex: link.ifindex, ifname: link.name, mode });
+  }
+  return out;
+}
 
 type CounterOf<T> = T extends `XLB_CNT_${infer N}` ? Lowercase<N> : never;
 /** Counter names as reported: 'XLB_CNT_DROP_NO_REAL' → 'drop_no_real'. */
@@ -178,19 +394,35 @@ interface RealState {
   spec: RealSpec;
   /** the bytes written to the reals map but the drained flag: a change means a new id */
   entry: Buffer;
+  /** the drained flag as written */
+  drained: boolean;
 }
 
 interface ServiceState {
   id: number;
   spec: ServiceSpec;
   reals: Map<string, RealState>; // by real address
+  /** adopted reals of this service that a crash left beside the ones in `reals` (an address
+   *  twice): retired after the service's next table swap */
+  leftovers?: RealState[];
+}
+
+/** A service and its reals as programmed (listServices). */
+export interface ServiceListing {
+  service: ServiceSpec;
+  reals: RealSpec[];
 }
 
 /** Ids 1..max handed out lowest-first, then reused in the order they were freed. */
 class IdPool {
   private next = 1;
   private readonly freed: number[] = [];
-  constructor(private readonly max: number, private readonly what: string) {}
+  constructor(private readonly max: number, private readonly what: string, inUse: ReadonlySet<number> = new Set()) {
+    // adopted ids: the gaps below the highest are free, lowest first
+    if (inUse.size === 0) return;
+    this.next = Math.max(...inUse) + 1;
+    for (let id = 1; id < this.next; id++) if (!inUse.has(id)) this.freed.push(id);
+  }
   take(): number {
     if (this.next <= this.max) return this.next++;
     const id = this.freed.shift();
@@ -212,6 +444,8 @@ export interface ForwarderMaps {
   persist: MapLike; serviceStats: MapLike; realStats: MapLike; globalStats: MapLike; config: MapLike;
   /** the bitmap of VIP addresses; absent with fake maps that stand for no program (unit tests) */
   vipFilter?: MapLike;
+  /** the control plane's own state (xlb_abi.h): the instance's identity, each real's service and weight */
+  meta: MapLike; realMeta: MapLike;
 }
 
 /** Makes an inner Maglev table map; the outer map gets its fd. */
@@ -226,13 +460,18 @@ export interface ForwarderParts {
   /** the loaded object and program; absent with fake maps (unit tests) */
   object?: BpfObject;
   program?: BpfProgram;
+  /** the maps hold an earlier forwarder's programming (pinned maps, or the same maps in a test):
+   *  read it back instead of starting empty */
+  adopt?: boolean;
+  /** where the program and maps are pinned (absent: not pinned) */
+  pinDir?: string;
 }
 
 export class XdpForwarder {
   readonly maglevSize: number;
   private readonly services = new Map<string, ServiceState>();
-  private readonly serviceIds: IdPool;
-  private readonly realIds: IdPool;
+  private serviceIds: IdPool;
+  private realIds: IdPool;
   private readonly maps: ForwarderMaps;
   /** the configuration as last set (checked), and the NAT flag kept from the reals */
   private config: CheckedConfig;
@@ -242,13 +481,23 @@ export class XdpForwarder {
   /** the vip_filter bitmap as written */
   private readonly vipFilterBits = new BigUint64Array(XLB_VIP_FILTER_WORDS);
 
-  /** The maps start as the program left them: call setConfig before anything else. */
+  /**
+   * Fresh maps start as the program left them: call setConfig before anything else. Adopted maps
+   * (`parts.adopt`) keep what they hold: the services, reals, configuration and bitmaps are read
+   * back (readBack), nothing is written but the clean-up of what a crash left half-done.
+   */
   constructor(private readonly parts: ForwarderParts) {
     this.maglevSize = parts.maglevSize;
     this.maps = parts.maps;
     this.serviceIds = new IdPool(parts.maxServices - 1, 'service');
     this.realIds = new IdPool(parts.maxReals - 1, 'real');
     this.config = checkConfig({});
+    if (parts.adopt) this.readBack();
+  }
+
+  /** Whether this forwarder took over maps programmed by an earlier one. */
+  get adopted(): boolean {
+    return this.parts.adopt === true;
   }
 
   /** The loaded XDP program (to attach or test-run). */
@@ -257,15 +506,52 @@ export class XdpForwarder {
     return this.parts.program;
   }
 
-  /** Load the program and its maps; the forwarder starts with the default configuration. */
+  /**
+   * Load the program and its maps; the forwarder starts with the default configuration.
+   *
+   * With `instance` (or `pinDir`) the program and maps are pinned there: if the directory does
+   * not exist they are loaded, configured with the defaults and pinned (published whole: pinned in
+   * a staging directory that is then renamed); if it exists they are adopted (see the module
+   * header): the maps and the program are reopened from the pins and the forwarder reads back
+   * what they hold (`adopted` is true). Pins that cannot be adopted (another ABI, other map
+   * definitions, sizes other than those asked for, missing pins) are refused with an Error whose
+   * code is 'XLB_PINS_INCOMPATIBLE' and whose message says what differs: nothing is changed;
+   * `await XdpForwarder.purge({ instance })` removes them (and drops their connections).
+   */
   static open(options: ForwarderOptions = {}): XdpForwarder {
+    const dir = pinDirOf(options);
+    if (dir !== undefined) {
+      requireBpffs();
+      const adopted = XdpForwarder.adopt(dir, options);
+      if (adopted) return adopted;
+    }
     const parts = XdpForwarder.load(options);
     try {
-      const fw = new XdpForwarder(parts);
+      const fw = new XdpForwarder({ ...parts, ...(dir === undefined ? {} : { pinDir: dir }) });
       fw.setConfig({});
+      if (dir !== undefined) publishPins(dir, parts.program!, mapsByName(parts.maps as Record<MapRole, BpfMap>));
       return fw;
     } catch (err) {
       parts.object?.close();
+      throw err;
+    }
+  }
+
+  /** The forwarder of the pins in `dir`, or undefined when there is no such directory. */
+  private static adopt(dir: string, options: ForwarderOptions): XdpForwarder | undefined {
+    const pinned = openPins(dir);
+    if (!pinned) return undefined;
+    try {
+      const problems = adoptionProblems(pinned, options);
+      if (problems.length > 0) throw pinsIncompatible(dir, problems.join('; '));
+      const maps = Object.fromEntries(Object.entries(MAP_NAMES).map(([role, name]) => [role, pinned.maps.get(name)!])) as Record<MapRole, BpfMap>;
+      const maglevSize = decode(XlbMeta, maps.meta.lookup(u32(0))!).maglev_size as number;
+      return new XdpForwarder({
+        maps, program: pinned.program, createTable: tableFactory, maglevSize,
+        maxServices: maps.maglev.info.maxEntries, maxReals: maps.reals.info.maxEntries, adopt: true, pinDir: dir,
+      });
+    } catch (err) {
+      pinned.close();
       throw err;
     }
   }
@@ -277,49 +563,103 @@ export class XdpForwarder {
   static load(options: ForwarderOptions = {}): ForwarderParts {
     const maglevSize = options.maglevSize ?? XLB_MAGLEV_SIZE_DEFAULT;
     if (!isPrime(maglevSize)) throw new Error(`maglevSize ${maglevSize} must be a prime`);
-    const maxServices = options.maxServices ?? XLB_MAX_SERVICES;
-    const maxReals = options.maxReals ?? XLB_MAX_REALS;
+    const sizes = mapSizes(options);
     const obj = openObject(options.object ?? DEFAULT_OBJECT);
     try {
       obj.setGlobals('.rodata', { maglev_size: maglevSize });
       obj.setInnerMapMaxEntries('maglev_tables', maglevSize);
-      obj.setMapMaxEntries('maglev_tables', maxServices);
-      obj.setMapMaxEntries('service_stats', maxServices);
-      obj.setMapMaxEntries('services', maxServices * 2);
-      obj.setMapMaxEntries('reals', maxReals);
-      obj.setMapMaxEntries('real_stats', maxReals);
-      obj.setMapMaxEntries('conntrack4', options.ctSize ?? XLB_CT_SIZE_DEFAULT);
-      obj.setMapMaxEntries('conntrack', options.ctSize ?? XLB_CT_SIZE_DEFAULT);
-      obj.setMapMaxEntries('nat', options.natSize ?? XLB_NAT_SIZE_DEFAULT);
-      obj.setMapMaxEntries('persist', options.persistSize ?? XLB_PERSIST_SIZE_DEFAULT);
+      for (const [name, size] of Object.entries(sizes)) obj.setMapMaxEntries(name, size);
       obj.load();
+      const maps = Object.fromEntries(Object.entries(MAP_NAMES).map(([role, name]) => [role, obj.map(name)])) as Record<MapRole, BpfMap>;
+      maps.meta.update(u32(0), encode(XlbMeta, { abi_version: XLB_ABI_VERSION, maglev_size: maglevSize, layout_hash: abiLayoutHash() }));
       return {
         object: obj,
-        program: obj.program('xlb_xdp'),
-        maps: {
-          services: obj.map('services'),
-          maglev: obj.map('maglev_tables'),
-          reals: obj.map('reals'),
-          conntrack4: obj.map('conntrack4'),
-          conntrack: obj.map('conntrack'),
-          nat: obj.map('nat'),
-          natPorts: obj.map('nat_ports'),
-          persist: obj.map('persist'),
-          serviceStats: obj.map('service_stats'),
-          realStats: obj.map('real_stats'),
-          globalStats: obj.map('global_stats'),
-          config: obj.map('config'),
-          vipFilter: obj.map('vip_filter'),
-        },
-        createTable: (serviceId, size) => BpfMap.create({
-          type: BPF_MAP_TYPE_ARRAY, name: `xlb_mg_${serviceId}`, keySize: 4, valueSize: 4, maxEntries: size, flags: BPF_F_MMAPABLE,
-        }),
-        maglevSize, maxServices, maxReals,
+        program: obj.program(PROGRAM_NAME),
+        maps,
+        createTable: tableFactory,
+        maglevSize, maxServices: sizes.maglev_tables!, maxReals: sizes.reals!,
       };
     } catch (err) {
       obj.close();
       throw err;
     }
+  }
+
+  /** The pin directory, or undefined when nothing is pinned. */
+  get pinDir(): string | undefined {
+    return this.parts.pinDir;
+  }
+
+  /**
+   * Attach the program to an interface of this network namespace, by netlink (not a bpf_link): the
+   * attachment stays when this process exits, until detach(), destroy() or the interface goes.
+   * Already attached there in this mode: nothing to do (an adopted forwarder finds itself
+   * attached). Refused: another XDP program on the interface (EBUSY), this one in the other mode
+   * (EEXIST).
+   */
+  attach(ifindex: number, mode: XdpMode = 'native'): void {
+    const sc = 'bpf_xdp_attach';
+    if (!XDP_MODES.includes(mode)) throw bpfError('EINVAL', sc, `mode '${String(mode)}' is not one of ${XDP_MODES.join(', ')}`);
+    const id = this.program.info().id;
+    const q = xdpQuery(ifindex);
+    const now = attachedMode(ifindex, id);
+    if (now === mode) return;
+    if (now !== null) throw bpfError('EEXIST', sc, `the forwarder is attached to ifindex ${ifindex} in ${now} mode: detach it first`);
+    const other = q.drvProgId || q.skbProgId || q.hwProgId || q.progId;
+    if (other) throw bpfError('EBUSY', sc, `ifindex ${ifindex} already has another XDP program (id ${other}): remove it first`);
+    xdpAttach(ifindex, this.program, MODE_FLAG[mode] | XDP_FLAGS_UPDATE_IF_NOEXIST);
+  }
+
+  /** Detach the program from an interface; false when it was not attached there. */
+  detach(ifindex: number): boolean {
+    const mode = attachedMode(ifindex, this.program.info().id);
+    if (mode === null) return false;
+    xdpDetach(ifindex, MODE_FLAG[mode]);
+    return true;
+  }
+
+  /** The interfaces of this network namespace the program is attached to (over netlink). */
+  async attachments(): Promise<Attachment[]> {
+    return attachmentsOf(this.program.info().id);
+  }
+
+  /**
+   * A clean stop: detach the program from every interface of this network namespace, remove the
+   * pins, close. Forwarding stops and the maps (connections, NAT state) are freed.
+   */
+  async destroy(): Promise<void> {
+    try {
+      for (const a of await this.attachments()) xdpDetach(a.ifindex, MODE_FLAG[a.mode]);
+      if (this.parts.pinDir !== undefined) removePinDir(this.parts.pinDir, [XLB_PIN_ROOT]);
+    } finally {
+      this.close();
+    }
+  }
+
+  /**
+   * Remove an instance's pins without adopting them (incompatible ones, or a clean-up): detach
+   * its program from the interfaces of this network namespace, remove the directory (and staging
+   * directories a crash left). Missing pins are not an error.
+   */
+  static async purge(where: { instance?: string; pinDir?: string }): Promise<{ detached: Attachment[]; removed: boolean }> {
+    const dir = pinDirOf(where);
+    if (dir === undefined) throw new Error('purge: give the instance (or pinDir) whose pins to remove');
+    requireBpffs();
+    let detached: Attachment[] = [];
+    if (existsSync(join(dir, PROG_PIN))) {
+      const prog = BpfProgram.fromPin(join(dir, PROG_PIN));
+      try {
+        detached = await attachmentsOf(prog.info().id);
+        for (const a of detached) xdpDetach(a.ifindex, MODE_FLAG[a.mode]);
+      } finally {
+        prog.close();
+      }
+    }
+    const removed = existsSync(dir);
+    if (existsSync(STAGING_ROOT)) for (const e of readdirSync(STAGING_ROOT)) if (isStagingOf(dir, e)) removePinDir(join(STAGING_ROOT, e));
+    removeEmptyDirs([STAGING_ROOT]);
+    removePinDir(dir, [XLB_PIN_ROOT]);
+    return { detached, removed };
   }
 
   /**
@@ -384,27 +724,35 @@ export class XdpForwarder {
     const svc: ServiceState = existing ?? { id: this.serviceIds.take(), spec, reals: new Map() };
     const newReals = new Map<string, RealState>();
     const retired: RealState[] = [];
-    const fresh: { key: Buffer; value: Buffer }[] = [];
+    const fresh: { key: Buffer; value: Buffer; meta: Buffer }[] = [];
     try {
       // 1. real entries: reuse an id only when its entry is byte-identical (the drained flag
       //    aside, which is rewritten in place when it changes)
+      //    (each real's service and weight go to real_meta after its entry: read back, a real
+      //    without them belongs to no service and was never in a table)
       for (const r of reals) {
         const entry = entries.get(r.address)!;
         const old = svc.reals.get(r.address);
+        const drained = r.weight === 0;
         if (old && old.entry.equals(entry)) {
-          if ((old.spec.weight === 0) !== (r.weight === 0)) this.maps.reals.update(u32(old.id), withDrained(entry, r));
-          newReals.set(r.address, { ...old, spec: r });
+          if (old.drained !== drained) this.maps.reals.update(u32(old.id), withDrained(entry, r));
+          if (old.spec.weight !== r.weight) this.writeRealMeta(old.id, svc.id, r.weight);
+          newReals.set(r.address, { ...old, spec: r, drained });
         } else {
           const id = this.realIds.take();
-          fresh.push({ key: u32(id), value: withDrained(entry, r) });
-          newReals.set(r.address, { id, spec: r, entry });
+          fresh.push({ key: u32(id), value: withDrained(entry, r), meta: encode(XlbRealMeta, { service_id: svc.id, weight: r.weight }) });
+          newReals.set(r.address, { id, spec: r, entry, drained });
         }
       }
       // the new ids' entries in one call (a full apply writes ~100 per service)
-      if (fresh.length > 0) this.maps.reals.updateBatch(fresh.map((f) => f.key), fresh.map((f) => f.value));
+      if (fresh.length > 0) {
+        this.maps.reals.updateBatch(fresh.map((f) => f.key), fresh.map((f) => f.value));
+        this.maps.realMeta.updateBatch(fresh.map((f) => f.key), fresh.map((f) => f.meta));
+      }
       for (const [addr, old] of svc.reals) {
         if (newReals.get(addr)?.id !== old.id) retired.push(old);
       }
+      for (const old of svc.leftovers ?? []) if (![...newReals.values()].some((r) => r.id === old.id)) retired.push(old);
       // 2. the table, swapped in whole
       this.installTable(svc.id, [...newReals.values()]);
       // 3. the service entry (first time, or flags changed) and its address marker
@@ -425,6 +773,7 @@ export class XdpForwarder {
     for (const r of retired) this.retireReal(r);
     svc.spec = spec;
     svc.reals = newReals;
+    delete svc.leftovers;
     this.services.set(key, svc);
     if (natTouched) this.updateNatState();
     return { serviceId: svc.id, realIds: new Map([...newReals].map(([a, r]) => [a, r.id])) };
@@ -441,7 +790,7 @@ export class XdpForwarder {
       this.writeVipFilter();
     }
     this.maps.maglev.delete(u32(svc.id));
-    for (const r of svc.reals.values()) this.retireReal(r);
+    for (const r of [...svc.reals.values(), ...svc.leftovers ?? []]) this.retireReal(r);
     this.maps.serviceStats.update(u32(svc.id), Buffer.alloc(XlbStats.size * this.maps.serviceStats.valuesPerKey()));
     this.serviceIds.give(svc.id);
     if (hasNatReal(svc)) this.updateNatState();
@@ -467,6 +816,18 @@ export class XdpForwarder {
   serviceStats(spec: ServiceSpec): Stats {
     const svc = this.mustService(spec);
     return sumStats(this.maps.serviceStats.lookupPerCpu(u32(svc.id)));
+  }
+
+  /**
+   * Every service and its reals as programmed (in the order of their ids). After adoption that
+   * is what the maps hold, in normal form: optional fields only where they say something
+   * (hashSourceOnly, ops: when set; persistence granularity: when shorter than the address;
+   * a real's ifindex and port: when not 0). What setService was given reads back equal, up to
+   * that normal form.
+   */
+  listServices(): ServiceListing[] {
+    return [...this.services.values()].sort((a, b) => a.id - b.id)
+      .map((s) => ({ service: { ...s.spec }, reals: [...s.reals.values()].sort((a, b) => a.id - b.id).map((r) => ({ ...r.spec })) }));
   }
 
   /** The addresses of a service's reals, as last set. */
@@ -563,9 +924,14 @@ export class XdpForwarder {
     return { verdict: r.retval, packet: r.data, duration: r.duration };
   }
 
+  /** Close the fds (pins and attachments stay: the datapath goes on without this process). */
   close(): void {
-    if (this.parts.object) this.parts.object.close();
-    else for (const m of Object.values(this.maps)) m.close();
+    if (this.parts.object) {
+      this.parts.object.close();
+      return;
+    }
+    for (const m of Object.values(this.maps)) m.close();
+    this.parts.program?.close();
   }
 
   private installTable(serviceId: number, reals: readonly RealState[]): void {
@@ -583,8 +949,88 @@ export class XdpForwarder {
     }
   }
 
+  private writeRealMeta(id: number, serviceId: number, weight: number): void {
+    this.maps.realMeta.update(u32(id), encode(XlbRealMeta, { service_id: serviceId, weight }));
+  }
+
+  /**
+   * Take the programming back from the maps (adoption). The maps are what the program reads, so
+   * they are the truth; what a crash left half-done is settled here, as the writing order allows:
+   *  - a real entry without a service in real_meta, or whose service is gone, was never in a
+   *    table that a service entry leads to: retired;
+   *  - two entries of one address in one service (a crash between a new entry and the old one's
+   *    retirement): one is kept, the other retired after the service's next table swap;
+   *  - the drained flag is taken as written; the weight from real_meta.
+   * Maglev tables are not read: the next setService of a service builds its table again from the
+   * same ids and weights (the same table).
+   */
+  private readBack(): void {
+    const m = this.maps;
+    const cfg = m.config.lookup(u32(0));
+    if (cfg) {
+      const { config, nat } = decodeConfig(cfg);
+      this.config = config;
+      this.natInUse = nat;
+    }
+    readWords(m.natPorts, this.natPortBits);
+    if (m.vipFilter) readWords(m.vipFilter, this.vipFilterBits);
+
+    const byId = new Map<number, ServiceState>();
+    for (const [k, v] of m.services.entries()) {
+      const key = decode(XlbVipKey, k);
+      const protocol = PROTOCOL_OF.get(key.proto as number);
+      if (!protocol) continue; // an address marker
+      const svc = decode(XlbService, v);
+      const family = key.family as Family;
+      const spec: ServiceSpec = { address: addrText(key.addr as Buffer, family), port: portField(key.port as number), protocol };
+      const flags = svc.flags as number;
+      if (flags & XLB_SVC_F_HASH_SRC_ONLY) spec.hashSourceOnly = true;
+      if (flags & XLB_SVC_F_OPS) spec.ops = true;
+      if ((svc.persist_timeout as number) !== 0) {
+        const plen = svc.persist_plen as number;
+        spec.persistence = { timeout: svc.persist_timeout as number, ...(plen !== (family === 4 ? 32 : 128) ? { granularity: plen } : {}) };
+      }
+      byId.set(svc.id as number, { id: svc.id as number, spec, reals: new Map() });
+    }
+
+    const metas = arrayValues(m.realMeta);
+    const orphans: number[] = [];
+    const realIds = new Set<number>();
+    arrayValues(m.reals).forEach((value, id) => {
+      const r = decode(XlbReal, value);
+      const flags = r.flags as number;
+      if (id === 0 || !(flags & XLB_REAL_F_ACTIVE)) return;
+      const meta = decode(XlbRealMeta, metas[id] ?? Buffer.alloc(XlbRealMeta.size));
+      const svc = byId.get(meta.service_id as number);
+      realIds.add(id);
+      if (!svc) { orphans.push(id); return; }
+      const family = r.family as Family;
+      const method = METHOD_OF.get(r.method as number) ?? 'dr';
+      const spec: RealSpec = {
+        address: addrText(r.addr as Buffer, family), weight: meta.weight as number, method,
+        mac: macText(r.dmac as Buffer), smac: macText(r.smac as Buffer),
+      };
+      if ((r.ifindex as number) !== 0) spec.ifindex = r.ifindex as number;
+      if ((r.port as number) !== 0) spec.port = portField(r.port as number);
+      const entry = Buffer.from(value);
+      const f = XlbReal.fields.find((x) => x.name === 'flags')!;
+      entry.writeUInt16LE(flags & ~XLB_REAL_F_DRAINED, f.offset);
+      const state: RealState = { id, spec, entry, drained: (flags & XLB_REAL_F_DRAINED) !== 0 };
+      if (svc.reals.has(spec.address)) (svc.leftovers ??= []).push(state);
+      else svc.reals.set(spec.address, state);
+    });
+
+    for (const svc of byId.values()) this.services.set(serviceKey(svc.spec), svc);
+    this.serviceIds = new IdPool(this.parts.maxServices - 1, 'service', new Set(byId.keys()));
+    this.realIds = new IdPool(this.parts.maxReals - 1, 'real', realIds);
+    for (const id of orphans) {
+      this.retireReal({ id, spec: { address: '', weight: 0, method: 'dr', mac: '', smac: '' }, entry: Buffer.alloc(0), drained: false });
+    }
+  }
+
   private retireReal(r: RealState): void {
     this.maps.reals.update(u32(r.id), Buffer.alloc(XlbReal.size));
+    this.maps.realMeta.update(u32(r.id), Buffer.alloc(XlbRealMeta.size));
     this.maps.realStats.update(u32(r.id), Buffer.alloc(XlbStats.size * this.maps.realStats.valuesPerKey()));
     this.realIds.give(r.id);
   }
@@ -790,6 +1236,44 @@ function isAddressOf(text: string, family: Family): boolean {
   } catch {
     return false;
   }
+}
+
+/** The configuration as encodeConfig wrote it (adoption); a never-written one reads as the defaults. */
+function decodeConfig(b: Buffer): { config: CheckedConfig; nat: boolean } {
+  const c = decode(XlbConfig, b);
+  const zero = (x: Buffer) => x.every((byte) => byte === 0);
+  const natSrc4 = c.nat_src4 as Buffer;
+  const natSrc6 = c.nat_src6 as Buffer;
+  const config: CheckedConfig = {
+    tunSrc4: addrText(c.tun_src4 as Buffer, 4), tunSrc4Bits: c.tun_src4_bits as number,
+    tunSrc6: addrText(c.tun_src6 as Buffer, 6), tunSrc6Bits: c.tun_src6_bits as number,
+    tunTtl: (c.tun_ttl as number) || 64,
+    natTimeouts: {
+      tcp: (c.nat_tcp_timeout as number) || NAT_TIMEOUT_DEFAULTS.tcp,
+      tcpFin: (c.nat_tcp_fin_timeout as number) || NAT_TIMEOUT_DEFAULTS.tcpFin,
+      udp: (c.nat_udp_timeout as number) || NAT_TIMEOUT_DEFAULTS.udp,
+    },
+  };
+  if (!zero(natSrc4)) config.natSrc4 = addrText(natSrc4, 4);
+  if (!zero(natSrc6)) config.natSrc6 = addrText(natSrc6, 6);
+  return { config, nat: ((c.nat_flags as number) & XLB_CFG_F_NAT) !== 0 };
+}
+
+/** Every value of an array map, by index (batched: one call per 4096 entries). */
+function arrayValues(map: MapLike): Buffer[] {
+  const out: Buffer[] = [];
+  let inBatch: Buffer | null = null;
+  do {
+    const r = map.lookupBatch({ inBatch, count: Math.min(4096, map.info.maxEntries) });
+    for (let i = 0; i < r.count; i++) out[r.keys[i]!.readUInt32LE(0)] = r.values[i]!;
+    inBatch = r.outBatch;
+  } while (inBatch);
+  return out;
+}
+
+/** Read a bitmap array map into `into` (what it holds). */
+function readWords(map: MapLike, into: BigUint64Array): void {
+  arrayValues(map).forEach((v, i) => { if (i < into.length) into[i] = v.readBigUInt64LE(0); });
 }
 
 function encodeConfig(c: CheckedConfig, nat: boolean): Buffer {
