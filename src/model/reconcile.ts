@@ -100,8 +100,12 @@ export interface Plan {
   state: ReconcileState;
 }
 
+/** JSON with the keys of every object in order: equal content, equal text (held services come back with their keys in another order). */
+const canonical = (v: unknown): string => JSON.stringify(v, (_k, x: unknown) =>
+  (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : x));
+
 const sigOf = (service: DatapathService, reals: readonly DatapathReal[]): string =>
-  JSON.stringify([service, [...reals].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0))]);
+  canonical([service, [...reals].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0))]);
 
 /** The notifications of a real going up or down. */
 function realNotes(svc: ResolvedService, r: ResolvedReal, up: boolean): Notification[] {
@@ -258,6 +262,12 @@ export interface ReconcilerOptions {
   log?: (line: string) => void;
   /** ha_suspend: src/health's HealthScheduler.setEnabled */
   setChecking?: (realId: string, enabled: boolean) => void;
+  /**
+   * What the driver already holds when the reconciler starts (a hitless restart: XdpDriver.held()
+   * after the forwarder adopted its pins). The first full plan then removes what is no longer
+   * wanted and sets only what differs, instead of assuming an empty datapath.
+   */
+  held?: readonly { service: DatapathService; reals: DatapathReal[] }[];
 }
 
 /**
@@ -279,7 +289,12 @@ export class Reconciler {
   /** the last plan applied (for status and tests) */
   lastPlan: Plan | undefined;
 
-  constructor(private readonly opts: ReconcilerOptions) {}
+  constructor(private readonly opts: ReconcilerOptions) {
+    if (opts.held?.length) {
+      const applied = new Map(opts.held.map(({ service, reals }) => [serviceKey(service), { owner: '', service, reals, sig: sigOf(service, reals) }]));
+      this.#state = { applied, services: new Map() };
+    }
+  }
 
   get state(): ReconcileState {
     return this.#state;

@@ -18,6 +18,7 @@ import { ServicePlane, withoutPositions } from '../../src/daemon/services.ts';
 import type { StatsReport, StatusReport } from '../../src/daemon/control.ts';
 import { FakeDriver, type DriverCall } from '../../src/datapath/fake-driver.ts';
 import { XDP_CAPABILITIES } from '../../src/datapath/driver.ts';
+import { Reconciler } from '../../src/model/reconcile.ts';
 import { resolveServices } from '../../src/model/validate.ts';
 import type { RealServer, ServiceConfig } from '../../src/model/types.ts';
 import { config as services, pos, rs, vs } from '../lib/model-builder.ts';
@@ -265,5 +266,22 @@ describe('contrib/xlb.service', () => {
     assert.equal(got[0]!.pidFile, value('PIDFile'));
     assert.equal(value('ExecReload'), '/bin/kill -HUP $MAINPID');
     assert.equal(value('KillSignal'), 'SIGTERM');
+  });
+});
+
+describe('the reconciler after a hitless restart (held services)', () => {
+  test('the first plan removes what is no longer wanted and leaves alone what is held as wanted', async () => {
+    const driver = new FakeDriver();
+    const a = vs('198.18.0.10', 80, [rs('198.18.1.1', 80, { checkers: [] })], { lb_algo: 'wrr', lb_kind: 'DR' });
+    const b = vs('198.18.0.11', 80, [rs('198.18.1.1', 80, { checkers: [] })], { lb_algo: 'wrr', lb_kind: 'DR' });
+    const [sa, sb] = resolveServices(services([a, b]), XDP_CAPABILITIES).services;
+    // what the previous process programmed: both services, reals with their keys in another order
+    const held = [sa!, sb!].map((s) => ({ service: s.endpoints[0]!, reals: s.reals.map((r) => ({ weight: r.weight, method: r.method, port: r.port, address: r.address })) }));
+    for (const h of held) await driver.setService(h.service, h.reals);
+    driver.calls.length = 0;
+    const rec = new Reconciler({ driver, held });
+    await rec.setServices([sa!]);
+    assert.deepEqual(driver.calls.map((c) => [c.op, c.key]), [['remove', 'tcp:198.18.0.11:80']]);
+    assert.deepEqual(driver.services(), ['tcp:198.18.0.10:80']);
   });
 });
