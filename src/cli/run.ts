@@ -14,10 +14,8 @@
  * --socket (the control API), --metrics (Prometheus).
  */
 import { CommanderError, InvalidArgumentError, Option, type Command } from 'commander';
-import { defaultSocketPath } from '../daemon/control.ts';
-import { createLogger } from '../daemon/log.ts';
-import { parseListenAddress } from '../daemon/metrics.ts';
-import { runDaemon, type RunOptions } from '../daemon/run.ts';
+import { defaultSocketPath, parseListenAddress } from '../daemon/control.ts';
+import type { RunOptions } from '../daemon/run.ts';
 import { CliError, requireRoot, type CliIo } from './io.ts';
 
 export const DEFAULT_CONFIG = '/etc/keepalived/keepalived.conf';
@@ -43,8 +41,13 @@ export interface RunCliOptions {
 /** What `xlb run` does with its options (resolves to the exit code); tests pass a fake. */
 export type RunOps = (opts: RunOptions) => Promise<number>;
 
-/** The daemon, then the process's exit: sockets and watchers of a stopped daemon must not hold it. */
+/**
+ * The daemon, then the process's exit: sockets and watchers of a stopped daemon must not hold it.
+ * The daemon's modules are loaded here, not when the command line is built, so that the other
+ * commands (status, stats, ...) start without them (about a second of CPU).
+ */
 export const realRun: RunOps = async (opts) => {
+  const { runDaemon } = await import('../daemon/run.ts');
   const code = await runDaemon(opts);
   opts.log.flush();
   process.exit(code);
@@ -87,6 +90,7 @@ Example:
     .action(async (o: RunCliOptions) => {
       requireRoot(io, 'xlb run');
       if (o.vrrp && o.check) throw new CliError('-P (VRRP only) and -C (checks only) exclude each other');
+      const { createLogger } = await import('../daemon/log.ts');
       const log = createLogger({ ...(o.logConsole ? { pretty: true } : o.logJson ? { pretty: false } : {}), detail: o.logDetail ?? false });
       const code = await run({
         configFile: o.useFile, instance: o.instance, vrrp: !o.check, services: !o.vrrp,

@@ -389,3 +389,18 @@ export function checkInstanceName(name: string): string {
 }
 
 export const DEFAULT_INSTANCE = 'default';
+
+/**
+ * Where the optional metrics listener (./metrics.ts) listens, as `xlb run --metrics` takes it:
+ * 'HOST:PORT', '[IPV6]:PORT' or ':PORT' (all addresses) -> host and port; a clear error otherwise.
+ * (Here rather than in ./metrics.ts, so that parsing the command line does not load prom-client.)
+ */
+export function parseListenAddress(text: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port < 1 || port > 65535) {
+    throw new Error(`metrics address ${JSON.stringify(text)}: expected HOST:PORT, [IPV6]:PORT or :PORT with a port in 1..65535`);
+  }
+  return { host: m[1] ?? (m[2] || '::'), port };
+}
+

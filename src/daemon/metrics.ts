@@ -148,16 +148,6 @@ export function buildRegistry(status: StatusReport, stats: StatsReport): Registr
   return registry;
 }
 
-/** 'HOST:PORT', '[IPV6]:PORT' or ':PORT' (all addresses) -> host and port; a clear error otherwise. */
-export function parseListenAddress(text: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port < 1 || port > 65535) {
-    throw new Error(`metrics address ${JSON.stringify(text)}: expected HOST:PORT, [IPV6]:PORT or :PORT with a port in 1..65535`);
-  }
-  return { host: m[1] ?? (m[2] || '::'), port };
-}
-
 export class MetricsServer {
   private constructor(private readonly server: Server, private readonly defaults: Registry) {}
 

@@ -6,8 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { buildRegistry, MetricsServer, parseListenAddress } from '../../src/daemon/metrics.ts';
-import { ControlError } from '../../src/daemon/control.ts';
+import { buildRegistry, MetricsServer } from '../../src/daemon/metrics.ts';
+import { ControlError, parseListenAddress } from '../../src/daemon/control.ts';
 import { FakeControl, STATUS } from '../lib/fake-control.ts';
 
 /** name{labels} -> value, and the TYPE of each family */
