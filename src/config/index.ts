@@ -20,7 +20,7 @@ import { exitCode, Problems, type Diagnostic } from './diagnostics.ts';
 import { nodeFs, type ConfigFs } from './fs.ts';
 import { globalDefsBlock, globalRootKeywords, serviceGlobals, vrrpGlobals, type GlobalDefs } from './global.ts';
 import { ConfigReader } from './lexer.ts';
-import { lvsKeywords } from './lvs.ts';
+import { checkServices, lvsKeywords } from './lvs.ts';
 import { parseStream } from './parser.ts';
 import { lift, type Table } from './schema.ts';
 import { vrrpKeywords } from './vrrp.ts';
@@ -106,6 +106,7 @@ export function loadConfig(file: string, opts: LoadOptions = {}): LoadResult {
       problems.add('general_error', placeOf(message, where, config.global.pos ?? { file, line: 1, col: 1 }), message);
       usable = false;
     }
+    checkServices(config.services, config.vrrp.vrrp_track_file, problems);
   }
   const out: LoadResult = { problems: problems.list, exitCode: exitCode(problems.list) };
   if (usable) out.config = config;
