@@ -56,7 +56,7 @@ import type {
 } from '../health/types.ts';
 import { DEFAULT_PERSISTENCE_TIMEOUT, resolveServices } from '../model/validate.ts';
 import {
-  LB_ALGOS, LB_KINDS, PROTOCOLS, type CheckerConfig, type GroupEntry, type LbKind, type NotifyScript, type RealServer,
+  formatPos, LB_ALGOS, LB_KINDS, PROTOCOLS, type CheckerConfig, type GroupEntry, type LbKind, type NotifyScript, type RealServer,
   type SchedFlag, type ServiceConfig, type SorryServer, type SourcePos, type VirtualServer, type VirtualServerGroup,
 } from '../model/types.ts';
 import type { VrrpTrackFileConfig } from '../vrrp/config.ts';
@@ -468,7 +468,8 @@ const realServerKeywords: Table<RealServer> = {
 /** A script keyword that keepalived takes once: a second one is ignored with a message. */
 function notify<O extends WithAt & Partial<Record<K, NotifyScript>>, K extends keyof O & string>(o: O, key: K, a: Args): void {
   if (o[key] !== undefined) {
-    a.error(`${key}: a script is already given (at ${o.at?.[key]?.line ?? '?'}): '${a.at(0) ?? ''}' ignored`);
+    const first = o.at?.[key];
+    a.error(`${key}: a script is already given${first ? ` (${formatPos(first)})` : ''}: '${a.at(0) ?? ''}' ignored (as keepalived)`);
     return;
   }
   defined(script(a), (s) => put(o, key, s as O[K], a));
@@ -655,7 +656,9 @@ export const lvsKeywords: Table<ServiceConfig> = {
     (_c, a) => ({ pos: a.pos, name: a.at(0)!, entries: [] }),
     groupLine,
     (c, g, _end, a) => {
-      if (g.entries.length === 0) a.error(`virtual_server_group ${g.name} has no entries - removed (as keepalived)`);
+      const first = c.virtual_server_group.find((o) => o.name === g.name);
+      if (first) a.error(`virtual_server_group ${g.name} is already defined (${formatPos(first.pos)}) - this one ignored`);
+      else if (g.entries.length === 0) a.error(`virtual_server_group ${g.name} has no entries - removed (as keepalived)`);
       else c.virtual_server_group.push(g);
     },
     [1, 1],
@@ -693,9 +696,9 @@ export function checkServices(
             return false;
           }
           c.config.file = def.file;
-          if (c.config.weight === undefined) {
-            if (def.weight !== undefined) c.config.weight = def.weight;
-            if (def.weight_reverse !== undefined) c.config.reverse = def.weight_reverse;
+          if (c.config.weight === undefined && def.weight !== undefined) {
+            c.config.weight = def.weight;
+            c.config.reverse = def.weight_reverse ?? false;
           }
         }
         try {

@@ -374,7 +374,7 @@ describe("keepalived 2.2.7's post-read defaults and order rules", () => {
     assert.deepEqual(r.notes, [
       'k.conf:5:1: error: sorry_server_inhibit: no sorry_server before it - ignored [general_error]',
       'k.conf:6:1: error: sorry_server_lvs_method: no sorry_server before it - ignored [general_error]',
-      'k.conf:11:3: error: notify_up: a script is already given (at 10): \'/bin/other.sh\' ignored [general_error]',
+      "k.conf:11:3: error: notify_up: a script is already given (k.conf:10:3): '/bin/other.sh' ignored (as keepalived) [general_error]",
       "k.conf:12:17: error: lvs_method DR: 'csum' applies to TUN only [general_error]",
       'k.conf:13:18: error: lvs_method TUN remcsum: not implemented by xlb (for GUE/GRE tunnels; xlb\'s are IP-in-IP) [unsupported]',
     ]);
@@ -386,6 +386,7 @@ describe("keepalived 2.2.7's post-read defaults and order rules", () => {
       '  198.18.0.40-30 80', '  bogus 80', '  198.18.0.70 99999', '  198.18.0.0/8 80', '  198.18.0.60 80 extra',
       '  fwmark 7 inet6', '  fwmark 8 inet5', '}',
       'virtual_server_group EMPTY {', '}',
+      'virtual_server_group G {', '  198.18.0.1', '}',
     ].join('\n'));
     assert.deepEqual(bare(r.services!.virtual_server_group), [{ name: 'G', entries: [
       { kind: 'ip', address: '198.18.0.60', port: 80 }, { kind: 'fwmark', fwmark: 7 }, { kind: 'fwmark', fwmark: 8 },
@@ -398,6 +399,7 @@ describe("keepalived 2.2.7's post-read defaults and order rules", () => {
       "k.conf:6:18: warning: virtual_server_group G: 'extra' after the port ignored [ok]",
       "k.conf:8:12: error: virtual_server_group: 'inet5' is not one of inet, inet6 [general_error]",
       'k.conf:10:1: error: virtual_server_group EMPTY has no entries - removed (as keepalived) [general_error]',
+      'k.conf:12:1: error: virtual_server_group G is already defined (k.conf:1:1) - this one ignored [general_error]',
     ]);
   });
 });
@@ -447,9 +449,9 @@ describe("checkers: the health module's value rules, positioned", () => {
       { kind: 'DNS_CHECK', config: {} },
     ]);
     assert.deepEqual(r.notes, [
-      'k.conf:10:5: error: url: no path (the url is left out, as keepalived does) [general_error]',
-      'k.conf:16:7: error: regex_stack: the start 64 exceeds the maximum 32 [general_error]',
-      "k.conf:27:5: error: Unknown keyword 'nb_get_retry' [unknown_keyword]",
+      'k.conf:11:5: error: url: no path (the url is left out, as keepalived does) [general_error]',
+      'k.conf:17:19: error: regex_stack: the start 64 exceeds the maximum 32 [general_error]',
+      "k.conf:29:5: error: Unknown keyword 'nb_get_retry' [unknown_keyword]",
     ]);
   });
 });
