@@ -2,7 +2,9 @@
  * keepalived.conf -> KeepalivedConfig: the lexer (lexer.ts) reads the lines, the walker
  * (parser.ts) dispatches them through the keyword tables (global.ts, vrrp.ts, lvs.ts), and the
  * VRRP part is then checked by src/vrrp/config.ts's resolveConfig, whose error is placed at the
- * instance (or the keyword) it names.
+ * instance (or the keyword) it names; the services by lvs.ts's checkServices (each checker by
+ * src/health/config.ts, then src/model/validate.ts's resolveServices for the driver's
+ * capabilities), whose problems carry their own positions.
  *
  * Contract of loadConfig: it never throws for anything in the files (the fuzz test holds it to
  * that); every problem comes back positioned (file:line:col), and `exitCode` is what
@@ -14,6 +16,7 @@
  * configurations refuses any `problems` of severity error.
  */
 import { hostname } from 'node:os';
+import type { DriverCapabilities } from '../datapath/driver.ts';
 import type { ServiceConfig, SourcePos } from '../model/types.ts';
 import { resolveConfig, type VrrpConfig } from '../vrrp/config.ts';
 import { exitCode, Problems, type Diagnostic } from './diagnostics.ts';
@@ -59,6 +62,8 @@ export interface LoadOptions {
   includeCheck?: number;
   /** ${_RANDOM}'s source, in [0, 1) */
   random?: () => number;
+  /** what the datapath driver can do, for the services' checks (lvs.ts checkServices); default the XDP driver's */
+  capabilities?: DriverCapabilities;
 }
 
 export interface LoadResult {
@@ -106,7 +111,7 @@ export function loadConfig(file: string, opts: LoadOptions = {}): LoadResult {
       problems.add('general_error', placeOf(message, where, config.global.pos ?? { file, line: 1, col: 1 }), message);
       usable = false;
     }
-    checkServices(config.services, config.vrrp.vrrp_track_file, problems);
+    checkServices(config.services, config.vrrp.vrrp_track_file, problems, opts.capabilities);
   }
   const out: LoadResult = { problems: problems.list, exitCode: exitCode(problems.list) };
   if (usable) out.config = config;
