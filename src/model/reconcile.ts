@@ -26,7 +26,8 @@
  *     keepalived's IPVS services are on a backup: traffic reaches the datapath only where the
  *     address is (the master), and a takeover needs no datapath change. Ownership only drives
  *     ha_suspend: a service's checkers run only while this node owns one of its addresses
- *     (`checkers` in the plan; the health engine keeps their last verdict meanwhile);
+ *     (`checkers` in the plan: switched with ownership, and restated off by every full plan
+ *     while suspended; the health engine keeps their last verdict meanwhile);
  *   - shutdown (planShutdown): every service removed; with omega, the alive reals' notify_down
  *     and the quorum_down are run and written to the FIFOs (keepalived: only with omega).
  *
@@ -130,7 +131,7 @@ const ownsService = (svc: ResolvedService, owned: Ownership): boolean =>
   owned === 'all' || svc.endpoints.some((e) => owned.has(e.address));
 
 /** One service: its state after this plan, its notifications, and its reals per datapath service. */
-function planService(svc: ResolvedService, input: ReconcileInput, prev: ServiceState | undefined) {
+function planService(svc: ResolvedService, input: ReconcileInput, prev: ServiceState | undefined, full: boolean) {
   const notes: Notification[] = [];
   const aliveOf = (r: ResolvedReal): boolean => r.checkers.length === 0 || (input.health.get(r.id)?.up ?? !r.alpha);
   const weightOf = (r: ResolvedReal): number => input.health.get(r.id)?.weight ?? r.weight;
@@ -187,9 +188,14 @@ function planService(svc: ResolvedService, input: ReconcileInput, prev: ServiceS
     return { service: e, reals };
   });
 
-  // ha_suspend
+  // ha_suspend: checkers switched when ownership switches them; a full plan (start, reload) also
+  // restates 'off' for a suspended service, whose reals the reload may have (re)added to the
+  // health engine, which starts them enabled
   const checking = !svc.haSuspend || ownsService(svc, input.owned);
-  const checkers = (prev?.checking ?? true) === checking ? [] : svc.reals.filter((r) => r.checkers.length > 0).map((r) => ({ id: r.id, enabled: checking }));
+  const switched = (prev?.checking ?? true) !== checking;
+  const checkers = switched || (full && !checking)
+    ? svc.reals.filter((r) => r.checkers.length > 0).map((r) => ({ id: r.id, enabled: checking }))
+    : [];
 
   return { state: { service: svc, quorumUp, alive, checking } satisfies ServiceState, notes, perEndpoint, checkers };
 }
@@ -224,7 +230,7 @@ export function plan(input: ReconcileInput, state: ReconcileState, dirty?: Reado
   }
   for (const svc of input.services) {
     if (dirty && !dirty.has(svc.id)) continue;
-    const p = planService(svc, input, state.services.get(svc.id));
+    const p = planService(svc, input, state.services.get(svc.id), !dirty);
     services.set(svc.id, p.state);
     notifications.push(...p.notes);
     checkers.push(...p.checkers);

@@ -221,6 +221,21 @@ describe('VRRP ownership', () => {
     await rec.setOwned('all');
     assert.deepEqual(checking.slice(3), ['1', '2', '3'].map((n) => `${realId(`198.18.1.${n}`)} on`));
   });
+  test('ha_suspend: a reload while suspended switches off the checkers of every real, new and re-added ones too', async () => {
+    const { rec, checking } = rig();
+    const svc = (n: number) => resolved(vs('198.18.0.10', 80, ['1', '2', '3', '4'].slice(0, n).map((x) => rs(`198.18.1.${x}`, 80)), { lb_algo: 'wrr', ha_suspend: true }));
+    await rec.setOwned(new Set());
+    await rec.setServices(svc(3));
+    checking.length = 0;
+    await rec.setServices(svc(4));
+    assert.deepEqual(checking, ['1', '2', '3', '4'].map((n) => `${realId(`198.18.1.${n}`)} off`));
+    checking.length = 0;
+    await rec.setOwned(new Set(['198.18.0.10']));
+    assert.deepEqual(checking, ['1', '2', '3', '4'].map((n) => `${realId(`198.18.1.${n}`)} on`));
+    checking.length = 0;
+    await rec.setServices(svc(4));
+    assert.deepEqual(checking, [], 'owned: a reload leaves the checkers on (the health engine adds reals enabled)');
+  });
 });
 
 describe('reloads and shutdown', () => {
