@@ -84,9 +84,25 @@ test('reconciler -> XDP driver -> maps: services, reals, Maglev shares, health c
       assert.ok(Math.abs((s.get(a) ?? 0) / M - w / 6) < 0.01, `${a} has ${s.get(a)} of ${M} slots, expected ${w}/6`);
     }
 
-    // a real fails: its entry goes inactive, the table shares out among the other two
+    // a real fails: its entry goes inactive, the table shares out among the other two. The new
+    // table is another map swapped in whole; the old one is left as it was (no slot rewritten in
+    // place), and the failed real is deactivated only after the swap
     const ev = (real: string, up: boolean): HealthEvent => ({ real, type: up ? 'up' : 'down', up, weight: 1, checker: { index: 0, kind: 'TCP_CHECK', reason: '' }, at: 0 });
+    const tableId = () => parts.maps.maglev.lookup(u32(web.id as number))!.readUInt32LE(0);
+    const oldTable = tableId();
+    const oldSlots = Buffer.concat(Array.from({ length: M }, (_, i) => tables.get(oldTable)!.lookup(u32(i))!));
+    const failedId = oldSlots.readUInt32LE(4 * [...Array(M).keys()].find((i) => addrText(realEntry(oldSlots.readUInt32LE(4 * i)).addr as Buffer, 4) === '198.18.51.2')!);
+    const writes: string[] = [];
+    const realsUpdate = parts.maps.reals.update.bind(parts.maps.reals);
+    const outerUpdate = parts.maps.maglev.update.bind(parts.maps.maglev);
+    parts.maps.reals.update = (k, v, f) => { writes.push(`real ${k.readUInt32LE(0)} ${decode(XlbReal, v).flags}`); realsUpdate(k, v, f); };
+    parts.maps.maglev.update = (k, v, f) => { writes.push('swap'); outerUpdate(k, v, f); };
     await rec.health({ ...ev('tcp:198.18.50.10:80/[198.18.51.2]:tcp:80', false), weight: 2 });
+    parts.maps.reals.update = realsUpdate;
+    parts.maps.maglev.update = outerUpdate;
+    assert.deepEqual(writes, ['swap', `real ${failedId} 0`], 'the table swapped, then the failed real deactivated');
+    assert.notEqual(tableId(), oldTable, 'a new table map');
+    assert.ok(Buffer.concat(Array.from({ length: M }, (_, i) => tables.get(oldTable)!.lookup(u32(i))!)).equals(oldSlots), 'the old table was not written');
     s = shares(web.id as number);
     assert.deepEqual([...s.keys()].sort(), ['198.18.51.1', '198.18.51.3']);
     assert.ok(Math.abs((s.get('198.18.51.1') ?? 0) / M - 3 / 4) < 0.01);
