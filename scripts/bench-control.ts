@@ -38,7 +38,7 @@ import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config/index.ts';
-import { memoryFs } from '../src/config/fs.ts';
+import { memoryFs, type ConfigFs } from '../src/config/fs.ts';
 import { ADDON_PATH } from '../src/datapath/bpf/index.ts';
 import { XDP_CAPABILITIES, XdpDriver } from '../src/datapath/driver.ts';
 import { XLB_MAX_REALS } from '../src/datapath/xdp/abi.ts';
@@ -95,6 +95,13 @@ class AnsweredChecker implements Checker {
 }
 
 const gc = (globalThis as { gc?: () => void }).gc;
+
+/** The JS heap after a GC (when node runs with --expose-gc), MB: where the memory goes, by stage. */
+const heapMb = (): number | null => {
+  if (!gc) return null;
+  gc();
+  return round(process.memoryUsage().heapUsed / 2 ** 20);
+};
 const log = (line: string) => process.stdout.write(`${line}\n`);
 
 async function main(): Promise<void> {
@@ -127,17 +134,22 @@ async function main(): Promise<void> {
   for (const f of [DEFAULT_OBJECT, ADDON_PATH]) if (!existsSync(f)) throw new Error(`${f} is missing: run \`make all\` first`);
 
   // ---------------------------------------------------------------- the configuration
-  const load = loadavg().map((x) => round(x, 2));
-  log(`load average ${load.join(' ')} on ${cpus().length} CPUs${load[0]! > cpus().length ? ': the machine is busy, the times below include waiting for a CPU' : ''}`);
+  const busy = loadavg().map((x) => round(x, 2));
+  log(`load average ${busy.join(' ')} on ${cpus().length} CPUs${busy[0]! > cpus().length ? ': the machine is busy, the times below include waiting for a CPU' : ''}`);
   let t = performance.now();
   const cfg = controlConfig(services, reals);
-  log(`config: ${services} virtual services x ${reals} reals, ${cfg.lines} lines, ${(cfg.text.length / 2 ** 20).toFixed(1)} MiB of keepalived.conf, generated in ${round(performance.now() - t)} ms`);
+  const configBytes = cfg.text.length;
+  log(`config: ${services} virtual services x ${reals} reals, ${cfg.lines} lines, ${(configBytes / 2 ** 20).toFixed(1)} MiB of keepalived.conf, generated in ${round(performance.now() - t)} ms`);
 
   // ---------------------------------------------------------------- parse_ms
   // loadConfig (text -> model) when it reads the virtual servers; until src/config/lvs.ts does,
   // the model's validation alone (the generator made the model the parser would)
-  const fs = memoryFs({ [CONTROL_CONFIG_FILE]: cfg.text });
-  const probe0 = loadConfig(CONTROL_CONFIG_FILE, { fs, configId: 'bench' });
+  // the text is let go after parsing (a daemon does not keep it); the model is kept (the daemon does)
+  const heap: Record<string, number | null> = { start: heapMb() };
+  let fs: ConfigFs | undefined = memoryFs({ [CONTROL_CONFIG_FILE]: cfg.text });
+  cfg.text = '';
+  const load = () => loadConfig(CONTROL_CONFIG_FILE, { fs: fs ?? memoryFs({}), configId: 'bench' });
+  const probe0 = load();
   const read = probe0.config?.services.virtual_server.length ?? 0;
   const viaLoadConfig = read === services;
   const parseWhat = viaLoadConfig
@@ -146,11 +158,11 @@ async function main(): Promise<void> {
       `(${probe0.problems.find((p) => p.severity === 'error')?.message ?? 'no error'}), src/config/lvs.ts is not on main yet`;
   const parseSamples: number[] = [];
   let resolved: ResolvedService[] = [];
+  let model = cfg.model;
   for (let i = 0; i < parseRuns; i++) {
     t = performance.now();
-    let model = cfg.model;
     if (viaLoadConfig) {
-      const loaded = loadConfig(CONTROL_CONFIG_FILE, { fs, configId: 'bench' });
+      const loaded = load();
       if (!loaded.config || loaded.exitCode !== 0) throw new Error(`loadConfig: ${loaded.problems.map((p) => p.message).join('; ')}`);
       model = loaded.config.services;
     }
@@ -159,6 +171,8 @@ async function main(): Promise<void> {
     if (r.errors.length) throw new Error(`the generated configuration has errors: ${r.errors[0]!.message}`);
     resolved = r.services;
   }
+  fs = undefined;
+  heap.model_and_resolved = heapMb();
   const parse_ms = round(median(parseSamples));
   log(`parse_ms ${parse_ms} (${parseWhat}; runs ${parseSamples.map((x) => round(x)).join(', ')})`);
 
@@ -180,6 +194,7 @@ async function main(): Promise<void> {
     const full_apply_ms = round(performance.now() - t);
     const cpu1 = process.cpuUsage(cpu0);
     const full_apply_cpu_ms = round((cpu1.user + cpu1.system) / 1000);
+    heap.applied = heapMb();
     const endpoints = resolved.reduce((n, s) => n + s.endpoints.length, 0);
     if (rec.failures || driver.services().length !== endpoints) {
       throw new Error(`the full apply did not program every service (${driver.services().length} of ${endpoints}; ${rec.failures} failures: ${reconcilerLog.at(-1)})`);
@@ -201,9 +216,11 @@ async function main(): Promise<void> {
     }
     if (refused) throw new Error(`${refused} checkers of the generated configuration were refused`);
     const engine_setup_ms = round(performance.now() - t);
-    gc?.();
+    heap.health_engine = heapMb();
     const mem = process.memoryUsage();
     const rss_mb = round(mem.rss / 2 ** 20);
+    const grew = (a: string, b: string) => (heap[a] != null && heap[b] != null ? round(heap[b]! - heap[a]!) : '?');
+    log(`heap growth, MB: model + resolved services ${grew('start', 'model_and_resolved')}, full apply (reconciler, driver, forwarder) ${grew('model_and_resolved', 'applied')}, health engine ${grew('applied', 'health_engine')}`);
     log(`rss_mb ${rss_mb} (heap used ${round(mem.heapUsed / 2 ** 20)} MB, external ${round(mem.external / 2 ** 20)} MB; health engine of ${engine.keys().length} reals set up in ${engine_setup_ms} ms${gc ? ', after a GC' : ', no GC forced (run node with --expose-gc)'})`);
 
     // ---------------------------------------------------------------- one_change_ms
@@ -267,11 +284,11 @@ async function main(): Promise<void> {
     mkdirSync(outDir, { recursive: true });
     writeFileSync(resolve(outDir, 'control.json'), `${JSON.stringify(result, null, 2)}\n`);
     writeFileSync(resolve(outDir, 'control-meta.json'), `${JSON.stringify({
-      machine: machine(-1), when: new Date().toISOString(), load_average_at_start: load,
+      machine: machine(-1), when: new Date().toISOString(), load_average_at_start: busy,
       options: { services, reals, parseRuns, changes, checkRate, checkSeconds, checkRuns, quick },
-      parse: { measured: parseWhat, samples_ms: parseSamples.map((x) => round(x, 2)), config_lines: cfg.lines, config_bytes: cfg.text.length },
+      parse: { measured: parseWhat, samples_ms: parseSamples.map((x) => round(x, 2)), config_lines: cfg.lines, config_bytes: configBytes, virtual_servers_kept: model.virtual_server.length },
       full_apply: { services: endpoints, reals: realCount, cpu_ms: full_apply_cpu_ms },
-      memory: { rss_mb, heap_used_mb: round(mem.heapUsed / 2 ** 20), external_mb: round(mem.external / 2 ** 20), gc_forced: gc !== undefined, engine_setup_ms },
+      memory: { heap_mb_after: heap, rss_mb, heap_used_mb: round(mem.heapUsed / 2 ** 20), external_mb: round(mem.external / 2 ** 20), gc_forced: gc !== undefined, engine_setup_ms },
       one_change: { median_ms: one_change_ms, p99_ms: one_change_p99_ms, min_ms: round(Math.min(...failed), 2), max_ms: round(Math.max(...failed), 2),
         recovery_median_ms: round(median(recovered), 2), recovery_p99_ms: round(percentile(recovered, 99), 2), samples: failed.length },
       checks: checks ?? null,
