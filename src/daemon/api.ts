@@ -27,7 +27,7 @@ import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
-import { ControlError, type ControlErrorCode, type DaemonControl } from './control.ts';
+import { ControlError, requestPath, type ControlErrorCode, type DaemonControl } from './control.ts';
 
 /** The routes, by the DaemonControl method they call. */
 export const API_ROUTES = {
@@ -100,7 +100,13 @@ export class ControlServer {
   static async start(opts: ControlServerOptions): Promise<ControlServer> {
     const { socketPath: path } = opts;
     await prepare(path);
-    const server = createServer((req, res) => { void handle(opts, req, res); });
+    const server = createServer((req, res) => {
+      handle(opts, req, res).catch((e: unknown) => {
+        // a failure outside the daemon's call (writing the response): the connection goes
+        opts.log?.('error', `control API ${req.method} ${req.url}: ${e instanceof Error ? e.message : String(e)}`);
+        res.destroy();
+      });
+    });
     server.keepAliveTimeout = 5000;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -137,7 +143,11 @@ export class ControlServer {
 
 async function handle(opts: ControlServerOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
   req.resume(); // no route reads a body
-  const path = new URL(req.url ?? '/', 'http://xlb').pathname;
+  const path = requestPath(req.url);
+  if (path === null) {
+    sendError(res, 400, 'bad_request', `cannot read the request target ${JSON.stringify(req.url)}`);
+    return;
+  }
   const entry = (Object.entries(API_ROUTES) as [ApiRoute, (typeof API_ROUTES)[ApiRoute]][]).find(([, r]) => r.path === path);
   if (!entry) {
     const known = Object.values(API_ROUTES).map((r) => `${r.method} ${r.path}`).join(', ');

@@ -391,6 +391,18 @@ export function checkInstanceName(name: string): string {
 export const DEFAULT_INSTANCE = 'default';
 
 /**
+ * The path of a request target ('/v1/status?x' -> '/v1/status'); null when it cannot be read
+ * (a malformed target must not throw inside a server's request handler).
+ */
+export function requestPath(target: string | undefined): string | null {
+  try {
+    return new URL(target ?? '/', 'http://xlb').pathname;
+  } catch {
+    return null;
+  }
+}
+
+/**
  * Where the optional metrics listener (./metrics.ts) listens, as `xlb run --metrics` takes it:
  * 'HOST:PORT', '[IPV6]:PORT' or ':PORT' (all addresses) -> host and port; a clear error otherwise.
  * (Here rather than in ./metrics.ts, so that parsing the command line does not load prom-client.)

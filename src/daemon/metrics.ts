@@ -45,7 +45,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { DaemonControl, StatsReport, StatusReport } from './control.ts';
+import { requestPath, type DaemonControl, type StatsReport, type StatusReport } from './control.ts';
 import type { VrrpState } from '../vrrp/fsm.ts';
 
 const VRRP_STATES: readonly VrrpState[] = ['INIT', 'BACKUP', 'MASTER', 'FAULT', 'STOP'];
@@ -157,8 +157,7 @@ export class MetricsServer {
     collectDefaultMetrics({ register: defaults, prefix: 'xlb_' });
     const server = createServer((req, res) => {
       req.resume();
-      const path = new URL(req.url ?? '/', 'http://xlb').pathname;
-      if (path !== '/metrics') {
+      if (requestPath(req.url) !== '/metrics') {
         res.writeHead(404, { 'content-type': 'text/plain' }).end('xlb serves /metrics only\n');
         return;
       }

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, lstatSync, mkdtempSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ControlServer } from '../../src/daemon/api.ts';
@@ -109,6 +110,20 @@ describe('control API over a unix socket', () => {
     assert.equal(wm.headers.allow, 'POST');
     assert.match(JSON.parse(wm.body).error.message, /\/v1\/reload takes POST, not GET/);
     assert.equal((await raw(path, 'POST', '/v1/status')).status, 405);
+  });
+
+  test('a request target that cannot be read is 400, and the server goes on', async () => {
+    const reply = await new Promise<string>((resolve, reject) => {
+      const s = connect(path);
+      let text = '';
+      s.on('data', (c) => { text += c; });
+      s.on('end', () => resolve(text));
+      s.on('error', reject);
+      s.write('GET //[ HTTP/1.1\r\nHost: xlb\r\nConnection: close\r\n\r\n');
+    });
+    assert.match(reply, /^HTTP\/1\.1 400 /);
+    assert.match(reply, /"code":"bad_request","message":"cannot read the request target \\"\/\/\[\\""/);
+    assert.deepEqual(await client.status(), STATUS);
   });
 
   test('ControlError codes map to HTTP statuses and reach the CLI as the daemon\'s message', async () => {

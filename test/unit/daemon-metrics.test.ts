@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { buildRegistry, MetricsServer } from '../../src/daemon/metrics.ts';
 import { ControlError, parseListenAddress } from '../../src/daemon/control.ts';
 import { FakeControl, STATUS } from '../lib/fake-control.ts';
@@ -109,6 +110,16 @@ test('the listener serves /metrics (with the process metrics) and nothing else',
     assert.match(r.body, /^xlb_vrrp_state\{instance="VI_1",interface="eth0",vrid="51",state="MASTER"\} 1$/m);
     assert.match(r.body, /^xlb_process_resident_memory_bytes \d+/m);
     assert.equal((await fetchText(port, '/')).status, 404);
+    const odd = await new Promise<string>((resolve, reject) => {
+      const s = connect(port, '127.0.0.1');
+      let text = '';
+      s.on('data', (c) => { text += c; });
+      s.on('end', () => resolve(text));
+      s.on('error', reject);
+      s.write('GET //[ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    });
+    assert.match(odd, /^HTTP\/1\.1 404 /, 'a target that cannot be read is not /metrics (and does not throw)');
+    assert.equal((await fetchText(port, '/metrics')).status, 200);
     assert.equal((await fetchText(port, '/metrics', 'POST')).status, 405);
     fake.failNext = { method: 'stats', error: new ControlError('unavailable', 'starting') };
     const u = await fetchText(port, '/metrics');
