@@ -21,12 +21,16 @@
  *     keepalived's reload does while keeping their states). The interfaces the forwarder is
  *     attached to do not change either.
  *
+ * Hitless restart: the datapath is pinned per instance (./datapath.ts); a daemon that dies leaves
+ * it forwarding, and the next start adopts it and changes only the difference.
+ *
  * Stop (SIGTERM): the VRRP instances stop first (masters send priority 0 at once, then remove
  * their addresses, routes and rules, so a backup takes over without waiting out the master-down
  * interval); the checks stop; then the datapath as `datapathOnStop` says:
  *   'remove' (default, as keepalived removes its IPVS services): every service removed (omega's
- *            notifications), the XDP program detached;
- *   'keep'   (`xlb run --keep-datapath`): the program stays attached with its services, so
+ *            notifications), the XDP program detached, its pins removed;
+ *   'keep'   (`xlb run --keep-datapath`): the program stays attached and pinned with its
+ *            services (the next start adopts it), so
  *            traffic that still arrives (a VIP moved away is not sent here any more, but routes or
  *            static addresses may be) keeps being forwarded until the next start takes it over.
  */
@@ -151,7 +155,7 @@ export class Daemon implements DaemonControl {
     const log = this.#log.child({ component: 'datapath' });
     this.#datapath = await Datapath.open({ instance: this.instance, interfaces, mode: this.opts.xdpMode ?? 'native', log });
     await this.#datapath.configure(this.#config.services.global_defs);
-    this.#plane = new ServicePlane({ driver: this.#datapath.driver, nextHops: this.#datapath.nextHops, log: this.#log });
+    this.#plane = new ServicePlane({ driver: this.#datapath.driver, nextHops: this.#datapath.nextHops, log: this.#log, held: this.#datapath.held });
     if (this.runsVrrp && this.#config.vrrp.vrrp_instance.length > 0) await this.#plane.setOwned(new Set());
     await this.#plane.apply(services, this.#config.services.global_defs);
   }
@@ -253,7 +257,7 @@ export class Daemon implements DaemonControl {
     }
     this.#links?.close();
     await this.#plane?.stop(how);
-    this.#datapath?.close(how);
+    await this.#datapath?.close(how);
     log.info({ component: 'daemon', datapath: this.#datapath ? how : null }, how === 'keep' && this.#datapath
       ? 'stopped: the XDP datapath is left attached and forwarding' : 'stopped');
   }

@@ -11,12 +11,23 @@
  * address of that family (the balancer's own address on that segment); keepalived's lvs_timeouts
  * (tcp, tcpfin, udp) are the NAT state's timeouts.
  *
- * close('remove'): services removed by the caller first, then the program detached and the
- * forwarder closed. close('keep'): nothing detached, the program keeps forwarding.
+ * Hitless restart: the forwarder is pinned under /sys/fs/bpf/xlb/<instance>/ and attached by
+ * netlink (src/datapath/xdp/forwarder.ts), so a daemon that dies (SIGKILL included) leaves it
+ * attached and forwarding. The next start adopts the pins: the same program and maps (connection
+ * tables, NAT state, persistence templates, counters), the services read back from them and handed
+ * to the reconciler as what the driver holds (`held`), so that it changes only the difference and
+ * established connections keep their reals. The interfaces are attached as now asked (an
+ * attachment already there is kept) and detached from any other. Pins this build cannot adopt
+ * (another ABI or map layout: an upgrade across an ABI change) are purged, with a warning: that
+ * start drops the connections the old program tracked.
+ *
+ * close('remove'): services removed by the caller first, then the program detached everywhere and
+ * the pins removed. close('keep'): pins and attachments stay, the program keeps forwarding (the
+ * next start adopts it).
  */
 import type { Logger } from 'pino';
-import { xdpAttach, xdpDetach, XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE } from '../datapath/bpf/index.ts';
-import { XdpDriver } from '../datapath/driver.ts';
+import { XdpDriver, type HeldService } from '../datapath/driver.ts';
+import type { XdpMode } from '../datapath/xdp/decap.ts';
 import { XdpForwarder, type ForwarderConfig } from '../datapath/xdp/forwarder.ts';
 import { listAddresses } from '../net/address.ts';
 import { linkByName } from '../net/link.ts';
@@ -24,8 +35,7 @@ import { Rtnl } from '../net/rtnl.ts';
 import type { ServiceGlobalDefs } from '../model/types.ts';
 import { NextHops } from './nexthop.ts';
 
-export type XdpMode = 'native' | 'generic';
-const MODE_FLAG: Record<XdpMode, number> = { native: XDP_FLAGS_DRV_MODE, generic: XDP_FLAGS_SKB_MODE };
+export type { XdpMode };
 
 export interface DatapathOptions {
   instance: string;
@@ -35,38 +45,50 @@ export interface DatapathOptions {
 }
 
 export class Datapath {
-  private attached: number[] = [];
-
   private constructor(
     readonly forwarder: XdpForwarder,
     readonly driver: XdpDriver,
     readonly nextHops: NextHops,
+    /** what the driver held when it was made (after an adoption: the previous process's services) */
+    readonly held: HeldService[],
     private readonly ifindexes: readonly number[],
     private readonly opts: DatapathOptions,
   ) {}
+
+  get adopted(): boolean {
+    return this.forwarder.adopted;
+  }
 
   static async open(opts: DatapathOptions): Promise<Datapath> {
     if (opts.interfaces.length === 0) throw new Error('no interface to attach the XDP forwarder to: give --xdp-interface, or run a VRRP instance');
     const links = await Promise.all(opts.interfaces.map((name) => linkByName(name)));
     const ifindexes = links.map((l) => l.ifindex);
     const nextHops = new NextHops(ifindexes);
-    const forwarder = XdpForwarder.open();
+    const forwarder = await openForwarder(opts);
     const driver = new XdpDriver(forwarder, (real) => nextHops.get(real.address));
-    const dp = new Datapath(forwarder, driver, nextHops, ifindexes, opts);
+    const held = driver.held();
+    if (forwarder.adopted) {
+      opts.log.info({ pins: forwarder.pinDir, services: held.length }, `adopted the pinned XDP forwarder and its ${held.length} service(s)`);
+    }
+    const dp = new Datapath(forwarder, driver, nextHops, held, ifindexes, opts);
     try {
-      dp.attach();
+      await dp.attach();
     } catch (err) {
-      dp.close('remove');
+      await dp.close('remove');
       throw err;
     }
     return dp;
   }
 
-  private attach(): void {
+  private async attach(): Promise<void> {
     for (const [i, ifindex] of this.ifindexes.entries()) {
-      xdpAttach(ifindex, this.forwarder.program.fd, MODE_FLAG[this.opts.mode]);
-      this.attached.push(ifindex);
+      this.forwarder.attach(ifindex, this.opts.mode);
       this.opts.log.info({ interface: this.opts.interfaces[i], ifindex, mode: this.opts.mode }, 'XDP forwarder attached');
+    }
+    for (const a of await this.forwarder.attachments()) {
+      if (this.ifindexes.includes(a.ifindex)) continue;
+      this.forwarder.detach(a.ifindex);
+      this.opts.log.info({ ifindex: a.ifindex }, 'XDP forwarder detached from an interface no longer asked for');
     }
   }
 
@@ -92,18 +114,22 @@ export class Datapath {
     return cfg;
   }
 
-  /** Detach and close ('remove'), or leave the program forwarding ('keep'). */
-  close(how: 'remove' | 'keep'): void {
-    if (how === 'remove') {
-      for (const ifindex of this.attached) {
-        try {
-          xdpDetach(ifindex, MODE_FLAG[this.opts.mode]);
-        } catch (e) {
-          this.opts.log.warn({ ifindex, err: (e as Error).message }, 'XDP detach failed');
-        }
-      }
-      this.attached = [];
-    }
-    this.forwarder.close();
+  /** Detach everywhere and remove the pins ('remove'), or leave the program pinned and forwarding ('keep'). */
+  async close(how: 'remove' | 'keep'): Promise<void> {
+    if (how === 'remove') await this.forwarder.destroy();
+    else this.forwarder.close();
+  }
+}
+
+/** Open (create and pin, or adopt) the instance's forwarder; pins of another build are purged. */
+async function openForwarder(opts: DatapathOptions): Promise<XdpForwarder> {
+  try {
+    return XdpForwarder.open({ instance: opts.instance });
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'XLB_PINS_INCOMPATIBLE') throw err;
+    opts.log.warn({ err: (err as Error).message }, 'the pinned XDP forwarder cannot be adopted by this build: purging it ' +
+      '(the connections it tracked are dropped) and starting afresh');
+    await XdpForwarder.purge({ instance: opts.instance });
+    return XdpForwarder.open({ instance: opts.instance });
   }
 }

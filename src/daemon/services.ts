@@ -19,7 +19,7 @@
  * programmed before: the driver refuses a real without a MAC).
  */
 import type { Logger } from 'pino';
-import type { DatapathDriver } from '../datapath/driver.ts';
+import type { DatapathDriver, HeldService } from '../datapath/driver.ts';
 import { checkersForReal, HealthScheduler, type HealthEvent } from '../health/index.ts';
 import type { RealSnapshot } from '../health/scheduler.ts';
 import { Reconciler, type Ownership } from '../model/reconcile.ts';
@@ -50,6 +50,8 @@ export interface ServicesOptions {
   driver: DatapathDriver;
   nextHops: NextHops;
   log: Logger;
+  /** what the driver holds at start (a hitless restart): the reconciler changes only the difference */
+  held?: readonly HeldService[];
 }
 
 export interface ServiceChanges {
@@ -80,6 +82,7 @@ export class ServicePlane {
       runScript: (script, what, stopping) => this.#runScript(script, what, stopping),
       fifos: this.#fifos,
       setChecking: (id, enabled) => { if (this.health.keys().includes(id)) this.health.setEnabled(id, enabled); },
+      ...(opts.held ? { held: opts.held } : {}),
     });
     this.health.on('event', (e: HealthEvent) => {
       log.info({ component: 'health', real: e.real, type: e.type, up: e.up, weight: e.weight, checker: e.checker }, `real server ${e.real}: ${e.type}`);

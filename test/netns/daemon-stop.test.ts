@@ -4,19 +4,19 @@
  * the client GETs through the VIP in a loop.
  *   - USR1 / USR2 on the master write the data and statistics dumps to --dump-dir;
  *   - TERM on the master: it exits 0 having sent priority 0, so the backup takes over at once
- *     (well before the 3.6 s master-down interval), removed the VIP and detached its XDP
- *     program; the GETs go on through lb2;
+ *     (well before the 3.6 s master-down interval), removed the VIP, detached its XDP
+ *     program and removed its pins; the GETs go on through lb2;
  *   - TERM on lb2 started with --keep-datapath: the VIP is removed but the XDP program stays
- *     attached.
+ *     attached and pinned.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Get } from '../../scripts/lab/client-agent.ts';
 import { ip } from '../../scripts/lab/netns.ts';
 import { urlOf } from './rig.ts';
-import { config, drService, pause, startDaemonRig, vrrpInstance, waitServing, type DaemonProcess, type DaemonRig, type LogLine } from './daemon-rig.ts';
+import { config, drService, pause, PIN_ROOT, startDaemonRig, vrrpInstance, waitServing, type DaemonProcess, type DaemonRig, type LogLine } from './daemon-rig.ts';
 
 const hasVip = (ns: string, vip: string) => ip(['-j', 'addr', 'show', 'dev', 'eth0'], ns).includes(`"${vip}"`);
 const hasXdp = (ns: string) => ip(['-j', 'link', 'show', 'dev', 'eth0'], ns).includes('"xdp"');
@@ -66,6 +66,7 @@ describe('xlb run: signals in a VRRP pair', () => {
     assert.deepEqual(await d1.exited, { code: 0, signal: null }, 'lb1 exits 0');
     assert.equal(hasVip(lab.lbs[0]!.ns, lab.vip4), false, 'lb1 removed the VIP');
     assert.equal(hasXdp(lab.lbs[0]!.ns), false, 'lb1 detached its XDP program');
+    assert.equal(existsSync(join(PIN_ROOT, n1.instance)), false, 'lb1 removed its pins');
     assert.ok(d1.find((l) => l.msg === 'stopped' && l.datapath === 'remove').length === 1, 'lb1 logged its stop');
     await pause(500);
     const settled = (await client.call({ op: 'mark' })).seq as number;
@@ -80,6 +81,7 @@ describe('xlb run: signals in a VRRP pair', () => {
     assert.deepEqual(await d2.exited, { code: 0, signal: null }, 'lb2 exits 0');
     assert.equal(hasVip(lab.lbs[1]!.ns, lab.vip4), false, 'lb2 removed the VIP');
     assert.equal(hasXdp(lab.lbs[1]!.ns), true, '--keep-datapath: the XDP program stays attached');
+    assert.ok(existsSync(join(PIN_ROOT, n2.instance, 'prog')), '--keep-datapath: and pinned, for the next start to adopt');
     assert.ok(d2.find((l) => l.msg.startsWith('stopped') && l.datapath === 'keep').length === 1, 'lb2 logged that it kept the datapath');
   });
 });
