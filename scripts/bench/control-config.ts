@@ -8,6 +8,9 @@
  * the reals are distinct addresses counted up from 198.18.0.1 (100,000 of them end at
  * 198.19.134.160), port 80, weight 1..3, each with a TCP_CHECK (connect_timeout 3, retry 2,
  * delay_before_retry 2) under delay_loop 10. Addresses stay in 198.18.0.0/15. Pure.
+ *
+ * test/unit/bench-control.test.ts checks that src/config's loadConfig reads the text into exactly
+ * this model.
  */
 import type { LbAlgo, RealServer, ServiceConfig, SourcePos, VirtualServer } from '../../src/model/types.ts';
 
@@ -69,5 +72,9 @@ export function controlConfig(services: number, reals: number): ControlConfig {
       ...(persistent ? { persistence_timeout: 300 } : {}), real_server: rsList,
     });
   }
-  return { text: out.join('\n'), model: { virtual_server: vsList, virtual_server_group: [] }, lines: out.length };
+  return {
+    text: out.join('\n'),
+    model: { global_defs: { pos: { file: CONTROL_CONFIG_FILE, line: 1, col: 1 } }, virtual_server: vsList, virtual_server_group: [] },
+    lines: out.length,
+  };
 }

@@ -1,13 +1,16 @@
 /**
  * The control benchmark's generated configuration (scripts/bench/control-config.ts): the text and
- * the model agree (every position in the model points at its keyword in the text), the model
- * validates without errors, and the addresses stay in the benchmarking range.
+ * the model agree (every position in the model points at its keyword in the text, and loadConfig
+ * reads the text into that model), the model validates without errors, and the addresses stay in
+ * the benchmarking range.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { XDP_CAPABILITIES } from '../../src/datapath/driver.ts';
+import { loadConfig } from '../../src/config/index.ts';
+import { memoryFs } from '../../src/config/fs.ts';
 import { resolveServices } from '../../src/model/validate.ts';
-import { controlConfig } from '../../scripts/bench/control-config.ts';
+import { CONTROL_CONFIG_FILE, controlConfig } from '../../scripts/bench/control-config.ts';
 
 test('control config: text and model agree, positions point at their keywords, the model validates', () => {
   const { text, model, lines } = controlConfig(12, 5);
@@ -38,6 +41,14 @@ test('control config: text and model agree, positions point at their keywords, t
   const r = resolveServices(model, XDP_CAPABILITIES);
   assert.deepEqual(r.errors, []);
   assert.equal(r.services.length, 12);
+});
+
+test('control config: loadConfig reads the text into exactly the generated model (positions included), warnings only', () => {
+  const { text, model } = controlConfig(11, 3);
+  const r = loadConfig(CONTROL_CONFIG_FILE, { fs: memoryFs({ [CONTROL_CONFIG_FILE]: text }), configId: 'bench' });
+  assert.equal(r.exitCode, 0, r.problems.map((p) => p.message).join('\n'));
+  assert.deepEqual(r.problems.filter((p) => p.severity !== 'warning'), []);
+  assert.deepEqual(r.config?.services, model);
 });
 
 test('control config: more services than VIPs, or more reals than addresses below them, are refused with the reason', () => {
