@@ -250,6 +250,11 @@ export interface MapLike {
    * way not atomic for readers: fill a map before any program can see it.
    */
   writeAll(values: Buffer): void;
+  /**
+   * Every value of an ARRAY or PERCPU_ARRAY map, in index order (maxEntries whole values, packed),
+   * read by batches without a Buffer per element. Not a snapshot: values may change meanwhile.
+   */
+  readAll(): Buffer;
   close(): void;
 }
 
@@ -428,6 +433,22 @@ export abstract class MapBase implements MapLike {
     const keys = Buffer.alloc(n * 4);
     for (let i = 0; i < n; i++) keys.writeUInt32LE(i, i * 4);
     this.rawUpdateBatch(keys, v, n, BPF_ANY);
+  }
+
+  readAll(): Buffer {
+    const sc = 'bpf_map_lookup_batch';
+    this.checkOpen(sc);
+    if (this.info.type !== BPF_MAP_TYPE_ARRAY && this.info.type !== BPF_MAP_TYPE_PERCPU_ARRAY) {
+      throw invalid(sc, `${this.describe()}: readAll is for ARRAY and PERCPU_ARRAY maps (type ${this.info.type})`);
+    }
+    const parts: Buffer[] = [];
+    let inBatch: Buffer | null = null;
+    do {
+      const r = this.rawLookupBatch(inBatch, Math.min(4096, this.info.maxEntries));
+      parts.push(r.values.subarray(0, r.count * this.valueBytes));
+      inBatch = r.outBatch;
+    } while (inBatch);
+    return Buffer.concat(parts);
   }
 
   /** writeAll by a faster way than a batch update, if the map has one: true when done. */

@@ -420,7 +420,7 @@ class IdPool {
   constructor(private readonly max: number, private readonly what: string, inUse: ReadonlySet<number> = new Set()) {
     // adopted ids: the gaps below the highest are free, lowest first
     if (inUse.size === 0) return;
-    this.next = Math.max(...inUse) + 1;
+    for (const id of inUse) this.next = Math.max(this.next, id + 1);
     for (let id = 1; id < this.next; id++) if (!inUse.has(id)) this.freed.push(id);
   }
   take(): number {
@@ -993,17 +993,21 @@ export class XdpForwarder {
       byId.set(svc.id as number, { id: svc.id as number, spec, reals: new Map() });
     }
 
-    const metas = arrayValues(m.realMeta);
+    // the whole arrays in a few calls; only active entries are decoded
+    const metas = m.realMeta.readAll();
+    const entries = m.reals.readAll();
+    const flagsAt = XlbReal.fields.find((x) => x.name === 'flags')!.offset;
     const orphans: number[] = [];
     const realIds = new Set<number>();
-    arrayValues(m.reals).forEach((value, id) => {
+    for (let id = 1; (id + 1) * XlbReal.size <= entries.length; id++) {
+      if (!(entries.readUInt16LE(id * XlbReal.size + flagsAt) & XLB_REAL_F_ACTIVE)) continue;
+      const value = entries.subarray(id * XlbReal.size, (id + 1) * XlbReal.size);
       const r = decode(XlbReal, value);
       const flags = r.flags as number;
-      if (id === 0 || !(flags & XLB_REAL_F_ACTIVE)) return;
-      const meta = decode(XlbRealMeta, metas[id] ?? Buffer.alloc(XlbRealMeta.size));
+      const meta = decode(XlbRealMeta, metas, id * XlbRealMeta.size);
       const svc = byId.get(meta.service_id as number);
       realIds.add(id);
-      if (!svc) { orphans.push(id); return; }
+      if (!svc) { orphans.push(id); continue; }
       const family = r.family as Family;
       const method = METHOD_OF.get(r.method as number) ?? 'dr';
       const spec: RealSpec = {
@@ -1013,12 +1017,11 @@ export class XdpForwarder {
       if ((r.ifindex as number) !== 0) spec.ifindex = r.ifindex as number;
       if ((r.port as number) !== 0) spec.port = portField(r.port as number);
       const entry = Buffer.from(value);
-      const f = XlbReal.fields.find((x) => x.name === 'flags')!;
-      entry.writeUInt16LE(flags & ~XLB_REAL_F_DRAINED, f.offset);
+      entry.writeUInt16LE(flags & ~XLB_REAL_F_DRAINED, flagsAt);
       const state: RealState = { id, spec, entry, drained: (flags & XLB_REAL_F_DRAINED) !== 0 };
       if (svc.reals.has(spec.address)) (svc.leftovers ??= []).push(state);
       else svc.reals.set(spec.address, state);
-    });
+    }
 
     for (const svc of byId.values()) this.services.set(serviceKey(svc.spec), svc);
     this.serviceIds = new IdPool(this.parts.maxServices - 1, 'service', new Set(byId.keys()));
@@ -1259,21 +1262,10 @@ function decodeConfig(b: Buffer): { config: CheckedConfig; nat: boolean } {
   return { config, nat: ((c.nat_flags as number) & XLB_CFG_F_NAT) !== 0 };
 }
 
-/** Every value of an array map, by index (batched: one call per 4096 entries). */
-function arrayValues(map: MapLike): Buffer[] {
-  const out: Buffer[] = [];
-  let inBatch: Buffer | null = null;
-  do {
-    const r = map.lookupBatch({ inBatch, count: Math.min(4096, map.info.maxEntries) });
-    for (let i = 0; i < r.count; i++) out[r.keys[i]!.readUInt32LE(0)] = r.values[i]!;
-    inBatch = r.outBatch;
-  } while (inBatch);
-  return out;
-}
-
 /** Read a bitmap array map into `into` (what it holds). */
 function readWords(map: MapLike, into: BigUint64Array): void {
-  arrayValues(map).forEach((v, i) => { if (i < into.length) into[i] = v.readBigUInt64LE(0); });
+  const all = map.readAll();
+  for (let i = 0; i < into.length && (i + 1) * 8 <= all.length; i++) into[i] = all.readBigUInt64LE(i * 8);
 }
 
 function encodeConfig(c: CheckedConfig, nat: boolean): Buffer {
