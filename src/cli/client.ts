@@ -52,9 +52,9 @@ export class ControlClient implements DaemonControl {
     const { method, path } = API_ROUTES[route];
     const where = this.socketPath;
     return new Promise((resolve, reject) => {
-      // a connection per request (agent: false): Node 20's global agent keeps connections alive and
-      // may reuse one the server has just closed after its keep-alive timeout (EPIPE, ECONNRESET)
-      const req = request({ socketPath: where, method, path, agent: false, headers: { accept: 'application/json' } }, (res) => {
+      // one connection per request (agent: false): a kept-alive connection that the server closes
+      // as it is reused fails the request with EPIPE / ECONNRESET, and a unix socket is cheap to open
+      const req = request({ socketPath: where, method, path, agent: false, headers: { accept: 'application/json', connection: 'close' } }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', (e) => reject(new CliError(`control socket ${where}: ${e.message}`)));

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, lstatSync, mkdtempSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { request } from 'node:http';
-import { connect } from 'node:net';
+import { connect, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ControlServer } from '../../src/daemon/api.ts';
@@ -200,6 +200,29 @@ describe('control socket life cycle', () => {
     writeFileSync(path, 'keep me');
     await assert.rejects(ControlServer.start({ control: new FakeControl(), socketPath: path }), /file\.sock: the path exists and is not a socket/);
     assert.ok(lstatSync(path).isFile());
+  });
+
+  test('the client opens a connection per request and closes it (no kept-alive connection to be reused as the server closes it)', async () => {
+    const path = join(base, 'keepalive.sock');
+    const conns: { ended: boolean }[] = [];
+    const body = JSON.stringify(STATUS);
+    const raw = createNetServer((s) => {
+      const c = { ended: false };
+      conns.push(c);
+      s.on('end', () => { c.ended = true; s.end(); });
+      s.on('data', () => s.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: keep-alive\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`));
+    });
+    await new Promise<void>((ok) => raw.listen(path, ok));
+    try {
+      const c = new ControlClient(path);
+      assert.equal((await c.status()).pid, STATUS.pid);
+      assert.equal((await c.status()).pid, STATUS.pid);
+      await new Promise((ok) => setTimeout(ok, 50));
+      assert.equal(conns.length, 2, 'two requests, two connections');
+      assert.ok(conns.every((x) => x.ended), 'the client closed each one');
+    } finally {
+      await new Promise((ok) => raw.close(ok));
+    }
   });
 
   test('the client says what is wrong when there is no daemon, or it is too slow', async () => {
