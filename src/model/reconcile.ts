@@ -281,7 +281,8 @@ export interface ReconcilerOptions {
  * switches. Calls are serialised: a change that arrives while one is applied waits for it. A
  * driver call that fails is logged and counted; what the driver holds for that service stays as
  * it was in the state, so the next plan of the service tries again (a failed service is replanned
- * with the next change of anything).
+ * with the next change of anything; after a failed removal the next plan is a full one, which is
+ * what finds services no longer wanted).
  */
 export class Reconciler {
   #input: ReconcileInput = { services: [], health: new Map(), owned: 'all' };
@@ -290,6 +291,8 @@ export class Reconciler {
   #state: ReconcileState = INITIAL_STATE;
   #queue: Promise<void> = Promise.resolve();
   readonly #retry = new Set<string>();
+  /** a removal failed: the next plan is a full one (only a full plan finds what is no longer wanted) */
+  #retryAll = false;
   /** driver calls that failed */
   failures = 0;
   /** the last plan applied (for status and tests) */
@@ -350,9 +353,11 @@ export class Reconciler {
   #enqueue(change: () => Set<string> | undefined): Promise<void> {
     const run = async () => {
       let dirty = change();
-      if (dirty && this.#retry.size) dirty = new Set([...dirty, ...this.#retry]);
+      if (this.#retryAll) dirty = undefined;
+      else if (dirty && this.#retry.size) dirty = new Set([...dirty, ...this.#retry]);
       if (dirty?.size === 0) return;
       this.#retry.clear();
+      this.#retryAll = false;
       const p = plan({ ...this.#input, health: this.#health }, this.#state, dirty);
       this.#state = await this.#apply(p, false);
     };
@@ -373,7 +378,8 @@ export class Reconciler {
         const before = this.#state.applied.get(op.key);
         if (before) applied.set(op.key, before);
         else applied.delete(op.key);
-        this.#retry.add(op.owner);
+        if (op.op === 'remove') this.#retryAll = true;
+        else this.#retry.add(op.owner);
       }
     }
     for (const n of p.notifications) {

@@ -301,6 +301,18 @@ describe('the applier', () => {
     assert.deepEqual(calls.sort(), [`set ${K} {"198.18.1.2":1,"198.18.1.3":1}`, 'set tcp:198.18.0.11:80 {"198.18.1.1":1,"198.18.1.3":1}']);
   });
 
+  test('a failed removal is retried with the next change of anything', async () => {
+    const { rec, driver, callsOf, event } = rig();
+    await rec.setServices(resolved(vs('198.18.0.10', 80, three(), { lb_algo: 'wrr' }), vs('198.18.0.11', 80, three(), { lb_algo: 'wrr' })));
+    driver.failures.set(K, new Error('EBUSY'));
+    await rec.setServices(resolved(vs('198.18.0.11', 80, three(), { lb_algo: 'wrr' })));
+    assert.equal(rec.failures, 1);
+    assert.deepEqual(driver.services().sort(), [K, 'tcp:198.18.0.11:80'], 'the driver still holds the service');
+    const calls = await callsOf(() => rec.health(event(realId('198.18.1.1', 80, 'tcp:198.18.0.11:80'), false)));
+    assert.deepEqual(calls, [`remove ${K}`, 'set tcp:198.18.0.11:80 {"198.18.1.2":1,"198.18.1.3":1}']);
+    assert.deepEqual(driver.services(), ['tcp:198.18.0.11:80']);
+  });
+
   test('changes that arrive together are applied one after the other, the last state wins', async () => {
     const { rec, driver, event } = rig();
     await rec.setServices(resolved(vs('198.18.0.10', 80, three(), { lb_algo: 'wrr' })));
