@@ -43,7 +43,9 @@
  * check-config's exit code is keepalived's; severity warning, since xlb then does the same):
  * no protocol on an address service -> UDP (keepalived's default, not TCP); no lb_algo -> wlc; no
  * lb_kind -> NAT; port 0 without persistence -> persistence_timeout 360; a protocol on a fwmark
- * service is ignored.
+ * service is ignored; a virtual server without real servers is left out; a quorum above the
+ * real servers' total weight is reduced to it (keepalived's 0 for a total of 0 is not: the model's
+ * quorum is at least 1); a hysteresis not below the quorum becomes quorum - 1.
  */
 import { XDP_CAPABILITIES, type DriverCapabilities } from '../datapath/driver.ts';
 import { addrBytes, addrText, familyOf, type Family } from '../datapath/xdp/net.ts';
@@ -610,6 +612,25 @@ function closeVirtualServer(config: ServiceConfig, vs: VirtualServer, a: Args): 
   }
   if (vs.lb_algo === undefined) note("virtual_server: no lb_algo set, using keepalived's default wlc");
   if (vs.lb_kind === undefined) note("virtual_server: no lb_kind set, using keepalived's default NAT");
+  if (vs.real_server.length === 0) {
+    note('virtual_server: no real servers - ignored (as keepalived)');
+    return;
+  }
+  const total = vs.real_server.reduce((sum, r) => sum + (r.weight ?? 1), 0);
+  const quorum = vs.quorum ?? 1;
+  if (quorum > total) {
+    if (total > 0) {
+      a.report('general_error', `quorum ${quorum} exceeds the total weight of the real servers (${total}) - reduced to ${total} (as keepalived)`, vs.at?.quorum ?? a.pos, 'warning');
+      vs.quorum = total;
+    } else {
+      a.report('general_error', `quorum ${quorum} exceeds the total weight of the real servers (0): the pool never has quorum (keepalived would make the quorum 0)`, vs.at?.quorum ?? a.pos, 'warning');
+    }
+  }
+  const q = vs.quorum ?? 1;
+  if (vs.hysteresis !== undefined && vs.hysteresis >= q && q > 0) {
+    a.report('general_error', `hysteresis ${vs.hysteresis} is not below the quorum ${q} - set to ${q - 1} (as keepalived)`, vs.at?.hysteresis ?? a.pos, 'warning');
+    vs.hysteresis = q - 1;
+  }
   config.virtual_server.push(vs);
 }
 

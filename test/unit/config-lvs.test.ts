@@ -347,6 +347,24 @@ describe("keepalived 2.2.7's post-read defaults and order rules", () => {
     assert.deepEqual([v[0]!.protocol, v[1]!.persistence_timeout], ['UDP', 360]);
   });
 
+  test('a quorum above the total weight is reduced, a hysteresis not below it lowered, a virtual server without reals left out', () => {
+    const dr = 'protocol TCP\nlb_algo rr\nlb_kind DR\n';
+    const r = load('k.conf', [
+      vs(`${dr}quorum 5\nhysteresis 5\nreal_server 198.18.0.11 80 {\n  weight 2\n}`),
+      vs(`${dr}hysteresis 1\nreal_server 198.18.0.11 80 {\n  weight 0\n}`, '198.18.0.101 80'),
+      vs(dr, '198.18.0.102 80'),
+    ].join(''));
+    assert.deepEqual(r.notes, [
+      'k.conf:5:1: warning: quorum 5 exceeds the total weight of the real servers (2) - reduced to 2 (as keepalived) [general_error]',
+      'k.conf:6:1: warning: hysteresis 5 is not below the quorum 2 - set to 1 (as keepalived) [general_error]',
+      'k.conf:11:1: warning: quorum 1 exceeds the total weight of the real servers (0): the pool never has quorum (keepalived would make the quorum 0) [general_error]',
+      'k.conf:15:1: warning: hysteresis 1 is not below the quorum 1 - set to 0 (as keepalived) [general_error]',
+      'k.conf:20:1: warning: virtual_server: no real servers - ignored (as keepalived) [general_error]',
+    ]);
+    assert.deepEqual(r.services!.virtual_server.map((v) => [v.quorum, v.hysteresis]), [[2, 1], [undefined, 0]]);
+    assert.equal(r.exitCode, 5, 'keepalived --config-test: 5');
+  });
+
   test('sh-/mh- flags count only after lb_algo sh/mh (keepalived reads them in order); hashed sets nothing', () => {
     const r = load('k.conf', vs('protocol TCP\nlb_kind DR\nsh-port\nlb_algo sh\nsh-fallback\nflag-3\nmh-port\nhashed\nreal_server 198.18.0.11 80 {\n}'));
     assert.deepEqual(r.services!.virtual_server[0]!.sched_flags, ['sh-fallback', 'flag-3']);
