@@ -16,7 +16,6 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import type { Get, StreamStatus } from '../../scripts/lab/client-agent.ts';
 import { ip } from '../../scripts/lab/netns.ts';
@@ -53,7 +52,7 @@ describe('xlb run: reload under traffic', () => {
         assert.equal(r.applied, ok, `reload ${what} through the API: ${JSON.stringify(r)}`);
         if (!ok) {
           assert.deepEqual(r.problems.filter((p) => p.severity === 'error').map((p) => [p.pos.file, p.pos.line > 0, p.message.includes('weight 70000') || p.message.includes('quorum 0')]),
-            [['xlb.json', true, true], ['xlb.json', true, true]], JSON.stringify(r.problems));
+            [[rig!.configFile, true, true], [rig!.configFile, true, true]], JSON.stringify(r.problems));
         }
       }
       const done = await d.waitFor((l) => typeof l.msg === 'string' && (l.msg.includes(' applied') || l.msg.includes('has errors')), `the end of reload ${what}`, 15_000, from);
@@ -73,13 +72,9 @@ describe('xlb run: reload under traffic', () => {
       await pause(PHASE_MS);
 
       // 2. invalid: two errors; nothing changes
-      const broken = config(vrrp, services(['real1']));
-      const vs = (broken as { services: { virtual_server: { real_server: { weight: number }[]; quorum?: number }[] } }).services.virtual_server;
-      vs[0]!.real_server[0]!.weight = 70000;
-      vs[1]!.quorum = 0;
-      writeFileSync(rig.configFile, `${JSON.stringify(broken, null, 2)}\n`);
+      rig.writeConfig(config(vrrp, [drService(lab, 80, ['real1'], { weights: { real1: 70000 } }), drService(lab, lab.ports.echo, ['real1'], { quorum: 0 })]));
       const invalid = await reload('with errors', false, 'api');
-      const errors = d.find((l) => l.level >= 50 && /^xlb\.json:\d+:1: error: /.test(l.msg), invalid.from);
+      const errors = d.find((l) => l.level >= 50 && /keepalived\.conf:\d+:\d+: error: /.test(l.msg), invalid.from);
       assert.equal(errors.length, 2, `both errors logged with their positions: ${JSON.stringify(d.find((l) => l.level >= 50, invalid.from))}`);
       assert.ok(errors.some((l) => l.msg.includes('weight 70000')) && errors.some((l) => l.msg.includes('quorum 0')), JSON.stringify(errors));
       await pause(PHASE_MS);

@@ -1,8 +1,8 @@
 /**
  * The daemon tests' rig: a lab (scripts/lab/lab.ts) whose lb1 runs the real daemon (`bin/xlb run`,
  * entered with nsenter so that /sys/fs/bpf stays visible), a client agent on client1
- * (scripts/lab/client-agent.ts) for traffic, and the daemon's configuration written to the lab's
- * state directory. The daemon logs JSON lines on stderr; the rig keeps them and waits for the ones
+ * (scripts/lab/client-agent.ts) for traffic, and the daemon's keepalived.conf written to the lab's
+ * state directory (built by vrrpInstance / drService / config below). The daemon logs JSON lines on stderr; the rig keeps them and waits for the ones
  * a test asks for; `api` talks to it through its control socket. close() kills any daemon still
  * running (SIGKILL), removes the instance's BPF pins, its socket and the lab; the lab's own cleanup also runs on exit and signals.
  */
@@ -14,8 +14,6 @@ import { createInterface } from 'node:readline';
 import { Agent } from '../../scripts/lab/agent.ts';
 import { createLab, type Lab, type LabOptions } from '../../scripts/lab/lab.ts';
 import { onCleanup, randomPrefix } from '../../scripts/lab/netns.ts';
-import type { RealServer, SourcePos, VirtualServer } from '../../src/model/types.ts';
-import type { VrrpInstanceConfig } from '../../src/vrrp/config.ts';
 import { ControlClient } from '../../src/cli/client.ts';
 import { defaultSocketPath } from '../../src/daemon/control.ts';
 import { REPO, requireLab } from '../lib/require.ts';
@@ -94,8 +92,8 @@ export interface DaemonNode {
   configFile: string;
   /** the daemon's control API */
   api: ControlClient;
-  /** write the configuration its daemon reads */
-  writeConfig(c: unknown): void;
+  /** write the configuration (keepalived.conf) its daemon reads */
+  writeConfig(text: string): void;
   /** start `xlb run -f configFile --log-json --instance NAME ...args` in its namespace; resolves once it logs 'xlb running' */
   startDaemon(args?: string[]): Promise<DaemonProcess>;
 }
@@ -135,10 +133,10 @@ export async function startDaemonRig(opts: LabOptions = {}): Promise<DaemonRig> 
     client = (await Agent.start('client', lab.client.ns, resolve(REPO, 'scripts/lab/client-agent.ts'))).agent;
     const nodes = lab.lbs.map((lb, i): DaemonNode => {
       const instance = instances[i]!;
-      const configFile = join(lab.stateDir, i === 0 ? 'xlb.json' : `xlb-lb${i + 1}.json`);
+      const configFile = join(lab.stateDir, i === 0 ? 'keepalived.conf' : `keepalived-lb${i + 1}.conf`);
       return {
         index: i + 1, ns: lb.ns, instance, configFile, api: new ControlClient(defaultSocketPath(instance)),
-        writeConfig: (c) => writeFileSync(configFile, `${JSON.stringify(c, null, 2)}\n`),
+        writeConfig: (text) => writeFileSync(configFile, text),
         async startDaemon(args = []) {
           const proc = spawn('nsenter', [`--net=/run/netns/${lb.ns}`, XLB, 'run', '-f', configFile, '--log-json', '--instance', instance, ...args],
             { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -156,39 +154,50 @@ export async function startDaemonRig(opts: LabOptions = {}): Promise<DaemonRig> 
   }
 }
 
-// ---------------------------------------------------------------- configurations (the model as JSON)
+// ---------------------------------------------------------------- configurations (keepalived.conf)
 
-let line = 0;
-const at = (): SourcePos => ({ file: 'xlb.json', line: ++line, col: 1 });
-
-/** One VRRP instance on lb1's eth0 holding the lab's IPv4 VIP; v3 at 100 ms, so it is master within half a second. */
-export function vrrpInstance(lab: Lab, extra: Partial<VrrpInstanceConfig> = {}): VrrpInstanceConfig {
-  return {
-    name: 'VI_1', interface: 'eth0', virtual_router_id: 51, priority: 150, version: 3, advert_int: 0.1,
-    virtual_ipaddress: [{ address: `${lab.vip4}/32` }], ...extra,
-  };
+/**
+ * One VRRP instance on the node's eth0 holding the lab's IPv4 VIP; by default v3 at 100 ms, so it
+ * is master within half a second.
+ */
+export function vrrpInstance(lab: Lab, o: { priority?: number; version?: 2 | 3; advertInt?: number } = {}): string {
+  return `vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    priority ${o.priority ?? 150}
+    version ${o.version ?? 3}
+    advert_int ${o.advertInt ?? 0.1}
+    virtual_ipaddress {
+        ${lab.vip4}/32
+    }
+}
+`;
 }
 
-/** A DR real server of the lab (by name) with a TCP_CHECK every second. */
-export function realServer(lab: Lab, name: string, port: number, extra: Partial<RealServer> = {}): RealServer {
-  const r = lab.reals.find((x) => x.name === name);
-  assert.ok(r, `no real '${name}' in the lab`);
-  return {
-    pos: at(), address: r.ipv4, port, weight: 1,
-    checkers: [{ pos: at(), kind: 'TCP_CHECK', config: { connect_timeout: 1, delay_loop: 1 } }], ...extra,
+/** virtual_server VIP PORT, DR, over these reals of the lab (by name), each with a TCP_CHECK every second. */
+export function drService(lab: Lab, port: number, reals: string[], o: { weights?: Record<string, number>; quorum?: number } = {}): string {
+  const real = (name: string) => {
+    const r = lab.reals.find((x) => x.name === name);
+    assert.ok(r, `no real '${name}' in the lab`);
+    return `    real_server ${r.ipv4} ${port} {
+        weight ${o.weights?.[name] ?? 1}
+        TCP_CHECK {
+            connect_timeout 1
+            delay_loop 1
+        }
+    }
+`;
   };
+  return `virtual_server ${lab.vip4} ${port} {
+    lb_algo wrr
+    lb_kind DR
+    protocol TCP
+${o.quorum === undefined ? '' : `    quorum ${o.quorum}\n`}${reals.map(real).join('')}}
+`;
 }
 
-/** virtual_server VIP PORT, DR, over these reals of the lab. */
-export function drService(lab: Lab, port: number, reals: string[], extra: Partial<VirtualServer> = {}): VirtualServer {
-  return {
-    pos: at(), service: { kind: 'ip', address: lab.vip4, port }, lb_algo: 'wrr', lb_kind: 'DR', protocol: 'TCP',
-    real_server: reals.map((n) => realServer(lab, n, port)), ...extra,
-  };
-}
-
-export function config(vrrp: VrrpInstanceConfig[], services: VirtualServer[]): unknown {
-  return { vrrp: { vrrp_instance: vrrp }, services: { virtual_server_group: [], virtual_server: services } };
+export function config(vrrp: string[], services: string[]): string {
+  return [...vrrp, ...services].join('\n');
 }
 
 export const pause = (ms: number) => new Promise((ok) => setTimeout(ok, ms));

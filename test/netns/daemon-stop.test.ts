@@ -32,8 +32,8 @@ describe('xlb run: signals in a VRRP pair', () => {
     const { lab, client } = rig;
     const [n1, n2] = rig.nodes as [typeof rig.nodes[0], typeof rig.nodes[0]];
     const services = [drService(lab, 80, ['real1', 'real2'])];
-    n1.writeConfig(config([vrrpInstance(lab, { priority: 150, version: 2, advert_int: 1 })], services));
-    n2.writeConfig(config([vrrpInstance(lab, { priority: 100, version: 2, advert_int: 1 })], services));
+    n1.writeConfig(config([vrrpInstance(lab, { priority: 150, version: 2, advertInt: 1 })], services));
+    n2.writeConfig(config([vrrpInstance(lab, { priority: 100, version: 2, advertInt: 1 })], services));
     const dumpDir = lab.stateDir;
     const d1 = await n1.startDaemon(['--dump-dir', dumpDir]);
     await d1.waitFor(entered('MASTER'), 'lb1 MASTER');
