@@ -1,7 +1,8 @@
 /**
  * The daemon's logs, through pino: one JSON object per line (level, time, msg, and the fields a
  * message carries) when standard error is not a terminal (systemd's journal, a file, a test
- * reading them), and pino-pretty's readable lines on a terminal. `xlb run -l` (keepalived's
+ * reading them), and pino-pretty's readable lines on a terminal (without the `pos` field: the
+ * message starts with file:line:col already). `xlb run -l` (keepalived's
  * --log-console) forces the readable form, `--log-json` the JSON one; `-D` (--log-detail) turns
  * on debug messages.
  *
@@ -29,7 +30,7 @@ export function createLogger(opts: LogOptions = {}): Logger {
   const level = opts.detail ? 'debug' : 'info';
   const base = { name: 'xlb' };
   if (readable) {
-    return pino({ level, base }, pretty({ destination: fd, sync: true, colorize: process.stderr.isTTY === true, ignore: 'pid,hostname,name' }));
+    return pino({ level, base }, pretty({ destination: fd, sync: true, colorize: process.stderr.isTTY === true, ignore: 'pid,hostname,name,pos' }));
   }
   return pino({ level, base, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ fd, sync: true }));
 }

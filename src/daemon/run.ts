@@ -44,7 +44,8 @@ function alive(pid: number): boolean {
   }
 }
 
-function claimPidFile(path: string): void {
+/** Write our pid to `path`; refused when it names another live process. */
+export function claimPidFile(path: string): void {
   if (existsSync(path)) {
     const pid = Number.parseInt(readFileSync(path, 'utf8').trim(), 10);
     if (Number.isInteger(pid) && pid !== process.pid && alive(pid)) {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { runCli } from '../../src/cli/program.ts';
-import type { RunOptions } from '../../src/daemon/run.ts';
+import { claimPidFile, type RunOptions } from '../../src/daemon/run.ts';
 import { loadDaemonConfig, type ConfigReader, type DaemonConfig } from '../../src/daemon/config.ts';
 import { DATA_FILE, formatData, formatStats, writeDump } from '../../src/daemon/dumps.ts';
 import { silentLogger } from '../../src/daemon/log.ts';
@@ -283,5 +283,21 @@ describe('the reconciler after a hitless restart (held services)', () => {
     await rec.setServices([sa!]);
     assert.deepEqual(driver.calls.map((c) => [c.op, c.key]), [['remove', 'tcp:198.18.0.11:80']]);
     assert.deepEqual(driver.services(), ['tcp:198.18.0.10:80']);
+  });
+});
+
+describe('the pid file', () => {
+  test('a stale one is replaced, one naming a live process refuses the start', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'xlb-pid-'));
+    try {
+      const f = join(dir, 'xlb.pid');
+      writeDump(dir, 'xlb.pid', '2147483646\n');
+      claimPidFile(f);
+      assert.equal(readFileSync(f, 'utf8'), `${process.pid}\n`);
+      writeDump(dir, 'xlb.pid', `${process.ppid}\n`);
+      assert.throws(() => claimPidFile(f), new RegExp(`xlb is already running as pid ${process.ppid}`));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
