@@ -32,6 +32,14 @@ export function addrPort(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
+/**
+ * The port a real is listed with: its own, or the service's when it has none (DR and TUN reals
+ * cannot change the port: the datapath keeps 0 for them, IPVS lists them with the service's).
+ */
+export function realPort(realPortNumber: number, servicePort: number): number {
+  return realPortNumber || servicePort;
+}
+
 /** ipvsadm's order: protocol (TCP first), family (IPv4 first), address, port. */
 export function compareEndpoints(a: { protocol: string; address: string; port: number }, b: { protocol: string; address: string; port: number }): number {
   return a.protocol.localeCompare(b.protocol) || familyOf(a.address) - familyOf(b.address) ||

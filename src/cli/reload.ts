@@ -45,7 +45,7 @@ export function formatApplied(r: ReloadResult): string {
   ] as const;
   const changed = lines.filter(([, l]) => l.length > 0).map(([what, l]) => `  ${what}: ${l.join(', ')}\n`).join('');
   const warnings = r.problems.filter((p) => p.severity === 'warning').length;
-  return `xlb reload: ${r.configFile} applied in ${r.durationMs} ms${warnings ? ` (${plural(warnings, 'warning')})` : ''}; ` +
+  return `xlb reload: ${r.configFile} applied in ${Math.round(r.durationMs)} ms${warnings ? ` (${plural(warnings, 'warning')})` : ''}; ` +
     `${changed ? `changes:\n${changed}` : 'nothing changed\n'}`;
 }
 

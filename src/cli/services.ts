@@ -16,7 +16,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import type { EndpointStats, StatsReport, StatusReport } from '../daemon/control.ts';
 import type { Method } from '../datapath/driver.ts';
 import { addControlOptions, socketOf, type ControlFactory, type ControlOptions } from './client.ts';
-import { addrPort, compareEndpoints, compareReals, endpointKey, largeNum, statsRates, type Rates } from './format.ts';
+import { addrPort, compareEndpoints, compareReals, endpointKey, largeNum, realPort, statsRates, type Rates } from './format.ts';
 import { CliError, type CliIo } from './io.ts';
 
 /** ipvsadm's Forward names. */
@@ -117,7 +117,7 @@ export function formatList(status: StatusReport): string {
     }
     out += `${line}\n`;
     for (const r of [...e.reals].sort(compareReals)) {
-      out += `  -> ${realName(r.address, r.port).padEnd(28)} ${FORWARD_NAMES[r.method].padEnd(7)} ${String(r.weight).padEnd(6)} ${'-'.padEnd(10)} ${'-'.padEnd(10)}`.trimEnd() + '\n';
+      out += `  -> ${realName(r.address, realPort(r.port, e.port)).padEnd(28)} ${FORWARD_NAMES[r.method].padEnd(7)} ${String(r.weight).padEnd(6)} ${'-'.padEnd(10)} ${'-'.padEnd(10)}`.trimEnd() + '\n';
     }
   }
   return out;
@@ -136,7 +136,7 @@ export function formatStats(status: StatusReport, stats: StatsReport, exact = fa
     out += `${serviceName(e.protocol, e.address, e.port).padEnd(33)}${largeNum(c.connections, exact)}${largeNum(c.packets, exact)}${UNKNOWN}${largeNum(c.bytes, exact)}${UNKNOWN}\n`;
     for (const r of e.reals) {
       const rc = r.counters;
-      out += `  -> ${realName(r.address, r.port).padEnd(28)}${largeNum(rc.connections, exact)}${largeNum(rc.packets, exact)}${UNKNOWN}${largeNum(rc.bytes, exact)}${UNKNOWN}\n`;
+      out += `  -> ${realName(r.address, realPort(r.port, e.port)).padEnd(28)}${largeNum(rc.connections, exact)}${largeNum(rc.packets, exact)}${UNKNOWN}${largeNum(rc.bytes, exact)}${UNKNOWN}\n`;
     }
   }
   return out;
@@ -153,7 +153,7 @@ export function formatRate(status: StatusReport, first: StatsReport, second: Sta
   for (const e of sortedStats(second)) {
     const r = all.get(endpointKey(e));
     out += `${serviceName(e.protocol, e.address, e.port).padEnd(33)}${cols(r?.service)}\n`;
-    for (const real of e.reals) out += `  -> ${realName(real.address, real.port).padEnd(28)}${cols(r?.reals.get(addrPort(real.address, real.port)))}\n`;
+    for (const real of e.reals) out += `  -> ${realName(real.address, realPort(real.port, e.port)).padEnd(28)}${cols(r?.reals.get(addrPort(real.address, real.port)))}\n`;
   }
   return out;
 }

@@ -11,7 +11,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import type { StatsReport } from '../daemon/control.ts';
 import { addControlOptions, socketOf, type ControlFactory, type ControlOptions } from './client.ts';
-import { addrPort, compareEndpoints, compareReals, endpointKey, human, statsRates, table } from './format.ts';
+import { addrPort, compareEndpoints, compareReals, endpointKey, human, realPort, statsRates, table } from './format.ts';
 import { parseInterval } from './services.ts';
 import type { CliIo } from './io.ts';
 
@@ -74,7 +74,7 @@ export function formatStats(before: StatsReport | undefined, now: StatsReport): 
     for (const real of [...e.reals].sort(compareReals)) {
       const rr = er?.reals.get(addrPort(real.address, real.port)) ?? undefined;
       const rc = real.counters;
-      rows.push([`  -> ${addrPort(real.address, real.port)}`, human(rc.packets), human(rc.bytes), human(rc.connections),
+      rows.push([`  -> ${addrPort(real.address, realPort(real.port, e.port))}`, human(rc.packets), human(rc.bytes), human(rc.connections),
         rate(rr?.pps), rate(rr?.bps), rate(rr?.cps)]);
     }
   }
@@ -93,7 +93,7 @@ export function formatStats(before: StatsReport | undefined, now: StatsReport): 
     const h = now.health;
     out += `\nhealth checks: ${h.runs} run, ${h.failures} failed (${h.timeouts} timed out); reals went up ${h.events.up}, down ${h.events.down}, changed weight ${h.events.weight} times\n`;
   }
-  const dp = Object.entries(now.datapath);
-  if (dp.length) out += `datapath: ${dp.map(([k, n]) => `${k} ${human(n)}`).join(', ')}\n`;
+  const dp = Object.entries(now.datapath).filter(([, n]) => n > 0);
+  if (dp.length) out += `datapath counters (those above 0): ${dp.map(([k, n]) => `${k} ${human(n)}`).join(', ')}\n`;
   return out;
 }

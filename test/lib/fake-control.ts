@@ -32,7 +32,8 @@ export const STATUS: StatusReport = {
       checking: true, checkers: [{ kind: 'HTTP_GET', target: 'HTTP 198.18.1.2:80/health', up: false, hasRun: true, reason: 'HTTP status 503' }],
     }],
     sorryServer: null,
-    endpoints: [{ address: '198.18.0.10', port: 80, protocol: 'tcp', reals: [{ address: '198.18.1.1', port: 80, method: 'dr', weight: 3 }] }],
+    // a DR real is held with port 0 (the datapath cannot change it): listed with the service's
+    endpoints: [{ address: '198.18.0.10', port: 80, protocol: 'tcp', reals: [{ address: '198.18.1.1', port: 0, method: 'dr', weight: 3 }] }],
   }, {
     name: '[fd00::10]:udp:53', pos: { file: '/etc/keepalived/keepalived.conf', line: 40, col: 1 }, scheduler: 'sh',
     persistence: null, quorum: { required: 1, hysteresis: 0, up: true, liveWeight: 1 }, sorryActive: false,
@@ -112,7 +113,7 @@ export class FakeControl implements DaemonControl {
     return {
       at: this.startAt + (n - 1) * this.tickMs,
       services: [
-        { service: '[198.18.0.10]:tcp:80', address: '198.18.0.10', port: 80, protocol: 'tcp', counters: c(1), reals: [{ address: '198.18.1.1', port: 80, counters: c(1) }] },
+        { service: '[198.18.0.10]:tcp:80', address: '198.18.0.10', port: 80, protocol: 'tcp', counters: c(1), reals: [{ address: '198.18.1.1', port: 0, counters: c(1) }] },
         { service: '[fd00::10]:udp:53', address: 'fd00::10', port: 53, protocol: 'udp', counters: c(2), reals: [{ address: 'fd00::1:1', port: 5353, counters: c(2) }] },
       ],
       vrrp: [{
@@ -120,7 +121,7 @@ export class FakeControl implements DaemonControl {
         priorityZeroReceived: 0, transitions: 2, byTransition: { 'INIT->BACKUP': 1, 'BACKUP->MASTER': 1 }, rejected: { ttl: 1 }, garpsSent: 5, sendErrors: 0,
       }],
       health: { runs: 50, failures: 7, timeouts: 2, events: { up: 3, down: 1, weight: 0 } },
-      datapath: { rx: 3000 * n, tx: 2990 * n, drop_no_service: 10 * n },
+      datapath: { rx: 3000 * n, tx: 2990 * n, drop_no_service: 10 * n, drop_fragment: 0 },
     };
   }
 
