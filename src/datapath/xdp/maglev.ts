@@ -84,25 +84,32 @@ export function buildMaglevTable(backends: readonly MaglevBackend[], size: numbe
   for (let i = 1; i < n; i++) g = gcd(g, weights[i]!);
   for (let i = 0; i < n; i++) weights[i] = weights[i]! / g;
 
+  // The fill works on backend numbers (1..n) in the smallest array that holds them (half the
+  // memory of the ids for up to 65,535 backends: its random probes miss the cache less), then
+  // maps numbers to ids in one pass.
+  const slots = n < 0xffff ? new Uint16Array(size) : new Uint32Array(size);
   let filled = 0;
-  while (true) {
+  fill: while (true) {
     for (let i = 0; i < n; i++) {
+      const back = skip[i]! - size;
+      const number = i + 1;
       for (let turn = weights[i]!; turn > 0; turn--) {
         // p + s - size, plus size again when that went negative: a step without a branch
         let p = pos[i]!;
-        const back = skip[i]! - size;
-        while (table[p] !== 0) {
+        while (slots[p] !== 0) {
           p += back;
           p += (p >> 31) & size;
         }
-        table[p] = ids[i]!;
+        slots[p] = number;
         p += back;
         p += (p >> 31) & size;
         pos[i] = p;
-        if (++filled === size) return table;
+        if (++filled === size) break fill;
       }
     }
   }
+  for (let s = 0; s < size; s++) table[s] = ids[slots[s]! - 1]!;
+  return table;
 }
 
 function gcd(a: number, b: number): number {
