@@ -7,11 +7,14 @@
  *
  *   nsenter --net=/run/netns/NS node --import tsx scripts/lab/xdp-hold.ts hold INSTANCE IFNAME SETUP
  *       SETUP is JSON: {"config": ForwarderConfig, "services": [{"service": ServiceSpec, "reals": RealSpec[]}]}
- *       prints one line {ok: true, adopted, progId, held, conntrack, counters, stats, applied}, where
- *       held is what the forwarder held when opened (listServices, before SETUP is applied),
- *       conntrack its connection-table entries then, counters its global counters then, stats the
+ *       prints one line {ok: true, adopted, progId, held, conntrack, nat, counters, stats, applied},
+ *       where held is what the forwarder held when opened (listServices, before SETUP is applied),
+ *       conntrack and nat its connection-table and NAT-state entries then, counters its global counters then, stats the
  *       held services' statistics then (by service key), applied the ids that SETUP's services got;
  *       then waits. SIGTERM: closes its fds and exits (the datapath stays).
+ *   ... xdp-hold.ts read INSTANCE
+ *       opens the instance (adopting it, as a status reader would), prints {ok: true, adopted,
+ *       counters, stats} and exits, leaving everything as it was
  *   ... xdp-hold.ts destroy INSTANCE
  *       adopts the instance and stops it cleanly (destroy: detach, remove the pins); prints
  *       {ok: true, adopted, attachments, counters, stats} (as they were before)
@@ -36,6 +39,7 @@ async function hold(instance: string, ifname: string, setup: Setup): Promise<voi
   const fw = XdpForwarder.open({ instance, ctSize: 65536, natSize: 65536, persistSize: 65536 });
   const held = fw.listServices();
   const conntrack = fw.conntrackSize();
+  const nat = fw.natEntries();
   const counters = fw.counters();
   const stats = statsOf(fw);
   fw.attach(ifindex, 'native');
@@ -44,12 +48,18 @@ async function hold(instance: string, ifname: string, setup: Setup): Promise<voi
     const { serviceId, realIds } = fw.setService(s.service, s.reals);
     return { serviceId, realIds: Object.fromEntries(realIds) };
   });
-  say({ ok: true, adopted: fw.adopted, progId: fw.program.info().id, held, conntrack, counters, stats, applied });
+  say({ ok: true, adopted: fw.adopted, progId: fw.program.info().id, held, conntrack, nat, counters, stats, applied });
   process.on('SIGTERM', () => {
     fw.close();
     process.exit(0);
   });
   setInterval(() => undefined, 1 << 30); // wait for a signal
+}
+
+async function read(instance: string): Promise<void> {
+  const fw = XdpForwarder.open({ instance });
+  say({ ok: true, adopted: fw.adopted, counters: fw.counters(), stats: statsOf(fw) });
+  fw.close();
 }
 
 async function destroy(instance: string): Promise<void> {
@@ -65,8 +75,9 @@ async function destroy(instance: string): Promise<void> {
 async function main(argv: string[]): Promise<void> {
   const [cmd, instance, ifname, setup] = argv;
   if (cmd === 'hold' && instance && ifname && setup) return hold(instance, ifname, JSON.parse(setup) as Setup);
+  if (cmd === 'read' && instance) return read(instance);
   if (cmd === 'destroy' && instance) return destroy(instance);
-  throw new Error('usage: xdp-hold.ts hold INSTANCE IFNAME SETUP-JSON | destroy INSTANCE');
+  throw new Error('usage: xdp-hold.ts hold INSTANCE IFNAME SETUP-JSON | read INSTANCE | destroy INSTANCE');
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
