@@ -517,7 +517,8 @@ function sorry(k: 'inhibit' | 'lb_kind', a: Args, vs: VirtualServer, v: SorrySer
 const virtualServerKeywords: Table<VirtualServer> = {
   ...checkerDefaultKeywords<VirtualServer>(),
   ip_family: value((vs, a) => defined(a.choice(0, ['inet', 'inet6'] as const), (v) => put(vs, 'ip_family', v, a))),
-  inhibit_on_failure: flag((vs, v, a) => put(vs, 'inhibit_on_failure', v, a)),
+  // a virtual server's inhibit_on_failure takes no value (keepalived turns it on whatever follows; a real server's takes a boolean)
+  inhibit_on_failure: value((vs, a) => put(vs, 'inhibit_on_failure', true, a), [0, 0]),
   lb_algo: value((vs, a) => {
     const algo = a.string(0);
     if (algo === 'twos') {

@@ -365,6 +365,17 @@ describe("keepalived 2.2.7's post-read defaults and order rules", () => {
     assert.equal(r.exitCode, 5, 'keepalived --config-test: 5');
   });
 
+  test("a virtual server's alpha, omega, ha_suspend and inhibit_on_failure take no value: a word after them is ignored, as keepalived does", () => {
+    const r = load('k.conf', vs('protocol TCP\nlb_algo rr\nlb_kind DR\ninhibit_on_failure false\nalpha no\nreal_server 198.18.0.11 80 {\n  inhibit_on_failure false\n}'));
+    const v = r.services!.virtual_server[0]!;
+    assert.deepEqual([v.inhibit_on_failure, v.alpha, v.real_server[0]!.inhibit_on_failure], [true, true, false]);
+    assert.deepEqual(r.notes, [
+      "k.conf:5:20: warning: inhibit_on_failure: takes no value; 'false' ignored [ok]",
+      "k.conf:6:7: warning: alpha: takes no value; 'no' ignored [ok]",
+    ]);
+    assert.equal(r.exitCode, 0);
+  });
+
   test('sh-/mh- flags count only after lb_algo sh/mh (keepalived reads them in order); hashed sets nothing', () => {
     const r = load('k.conf', vs('protocol TCP\nlb_kind DR\nsh-port\nlb_algo sh\nsh-fallback\nflag-3\nmh-port\nhashed\nreal_server 198.18.0.11 80 {\n}'));
     assert.deepEqual(r.services!.virtual_server[0]!.sched_flags, ['sh-fallback', 'flag-3']);
