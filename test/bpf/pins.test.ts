@@ -2,8 +2,9 @@
  * A pinned forwarder instance (XdpForwarder.open with an instance): created and pinned whole,
  * adopted by a second open (the same maps and program, the services read back, the connection
  * table and counters carried on), refused with the reason when the pins do not fit this build or
- * these sizes, and removed by destroy() and purge(). Attachments and a real restart under traffic:
- * test/netns/hitless.test.ts.
+ * these sizes, and removed by destroy() and purge(); attach and detach on a veth of a namespace of
+ * our own (idempotent, refused over another mode or program). A real restart under traffic, and
+ * attachments() / destroy() detaching: test/netns/hitless.test.ts.
  *
  * Needs root, a BPF filesystem and a build (`make all`); without them every test fails and says so.
  */
@@ -15,7 +16,9 @@ import { ADDON_PATH, BpfMap, XLB_PIN_ROOT, unpin } from '../../src/datapath/bpf/
 import { XdpDriver } from '../../src/datapath/driver.ts';
 import { XdpForwarder, pinDirOf, type RealSpec, type ServiceSpec } from '../../src/datapath/xdp/forwarder.ts';
 import { XlbMeta, decode, encode } from '../../src/datapath/xdp/abi.ts';
-import { XLB_OBJECT, requireFile, requireRoot } from '../lib/require.ts';
+import { XLB_OBJECT, requireCommand, requireFile, requireRoot } from '../lib/require.ts';
+import { destroyNamespaces, ip, onCleanup, randomPrefix } from '../../scripts/lab/netns.ts';
+import { inNetns } from '../../src/net/netns.ts';
 import { drReal, forward, realByMac, tcpFrame } from './flows.ts';
 import { EGRESS_MAC } from './fixtures.ts';
 
@@ -125,4 +128,40 @@ test('instance names and pin directories are checked', () => {
     assert.throws(() => XdpForwarder.open({ instance: bad }), /instance name '.*' must be 1 to 64 of/);
   }
   assert.throws(() => XdpForwarder.open({ pinDir: '/tmp/xlb' }), /pinDir '\/tmp\/xlb' is not a directory under \/sys\/fs\/bpf/);
+});
+
+test('attach: by netlink, idempotent in its mode, refused over the other mode or another program; detach', () => {
+  const name = instance();
+  requireCommand('ip', 'iproute2');
+  const prefix = randomPrefix('xlbpin');
+  const ns = `${prefix}-a`;
+  const unregister = onCleanup(() => destroyNamespaces(prefix));
+  const fw = XdpForwarder.open({ instance: name, ...SIZES });
+  const other = XdpForwarder.open({ ctSize: 1024, natSize: 1024, persistSize: 1024, maglevSize: 251, maxReals: 64, maxServices: 8 });
+  try {
+    ip(['netns', 'add', ns]);
+    ip(['link', 'add', 'name', 'va', 'type', 'veth', 'peer', 'name', 'vb'], ns);
+    ip(['link', 'set', 'va', 'up'], ns);
+    const ifindex = (JSON.parse(ip(['-j', 'link', 'show', 'va'], ns)) as { ifindex: number }[])[0]!.ifindex;
+    const attachedId = () => (JSON.parse(ip(['-j', 'link', 'show', 'va'], ns)) as { xdp?: { prog?: { id: number } } }[])[0]?.xdp?.prog?.id;
+    const progId = fw.program.info().id;
+    inNetns(ns, () => {
+      fw.attach(ifindex, 'generic');
+      fw.attach(ifindex, 'generic'); // already there: nothing to do (what an adopting process does)
+    });
+    assert.equal(attachedId(), progId);
+    assert.throws(() => inNetns(ns, () => fw.attach(ifindex, 'native')), (e: Error & { code?: string }) => e.code === 'EEXIST' && /in generic mode: detach it first/.test(e.message));
+    assert.equal(inNetns(ns, () => fw.detach(ifindex)), true);
+    assert.equal(attachedId(), undefined);
+    assert.equal(inNetns(ns, () => fw.detach(ifindex)), false, 'not attached: false');
+    inNetns(ns, () => other.attach(ifindex, 'generic'));
+    assert.throws(() => inNetns(ns, () => fw.attach(ifindex, 'generic')), (e: Error & { code?: string }) => e.code === 'EBUSY' && /another XDP program/.test(e.message));
+    assert.equal(attachedId(), other.program.info().id, 'the other program is left alone');
+    assert.equal(inNetns(ns, () => fw.detach(ifindex)), false, 'detach leaves another program alone');
+  } finally {
+    fw.close();
+    other.close();
+    destroyNamespaces(prefix);
+    unregister();
+  }
 });
