@@ -15,11 +15,11 @@
  *     are unchanged keep their health and timers; the reconciler sets a datapath service only when
  *     its reals or options differ, each set atomic for packets: established connections stay on
  *     their reals unless their real was removed). lvs_timeouts are applied.
- *   - VRRP: a reload never moves a VRRP instance. When the VRRP part of the file is unchanged,
- *     nothing is done; when it changed, the running instances are kept as they are and a warning
- *     says that the change needs a restart (xlb does not yet re-create instances in place, as
- *     keepalived's reload does while keeping their states). The interfaces the forwarder is
- *     attached to do not change either.
+ *   - VRRP (./vrrp.ts): the instances run in units (a sync group, or an instance alone); a unit
+ *     whose configuration is unchanged is not touched (no state change), removed units stop,
+ *     new ones start, changed ones are stopped and started again (they go through BACKUP: unlike
+ *     keepalived, xlb does not carry a changed instance's state over). The interfaces the
+ *     forwarder is attached to do not change.
  *
  * Hitless restart: the datapath is pinned per instance (./datapath.ts); a daemon that dies leaves
  * it forwarding, and the next start adopts it and changes only the difference.
@@ -43,16 +43,16 @@ import { XDP_CAPABILITIES, type Stats } from '../datapath/driver.ts';
 import type { Ownership } from '../model/reconcile.ts';
 import type { ResolvedReal, ResolvedService } from '../model/validate.ts';
 import { LinkWatcher } from '../net/link-watch.ts';
-import { spinningClock, systemClock } from '../util/clock.ts';
 import type { NotifyState } from '../vrrp/fsm.ts';
-import { VrrpRunner } from '../vrrp/runner.ts';
+import type { VrrpInstance } from '../vrrp/instance.ts';
 import { loadDaemonConfig, readConfigFile, type ConfigProblem, type ConfigReader, type DaemonConfig } from './config.ts';
 import {
   ControlError, DEFAULT_INSTANCE, reloadProblem, reloadSummary, type Counters, type DaemonControl, type EndpointStats,
   type KeepalivedJsonDump, type RealStatus, type ReloadResult, type ServiceStatus, type StatsReport, type StatusReport,
 } from './control.ts';
 import { Datapath, type XdpMode } from './datapath.ts';
-import { ServicePlane, withoutPositions } from './services.ts';
+import { ServicePlane } from './services.ts';
+import { VrrpUnits } from './vrrp.ts';
 import { keepalivedJsonInstance, vrrpInstanceStats, vrrpInstanceStatus, type WallClock } from './vrrp-report.ts';
 
 export interface DaemonOptions {
@@ -93,13 +93,10 @@ export class Daemon implements DaemonControl {
   readonly startedAt = new Date();
   #config: DaemonConfig;
   #loadedAt = new Date();
-  /** the VRRP configuration the running instances were made from */
-  #vrrpSignature: string;
-  #runner: VrrpRunner | null = null;
+  #vrrp: VrrpUnits | null = null;
   #links: LinkWatcher | null = null;
   #datapath: Datapath | null = null;
   #plane: ServicePlane | null = null;
-  readonly #groups = new Map<string, NotifyState>();
   #lastReload: ReloadResult | null = null;
   #reloading = false;
   #stopping: Promise<void> | null = null;
@@ -108,7 +105,6 @@ export class Daemon implements DaemonControl {
   private constructor(private readonly opts: DaemonOptions, config: DaemonConfig) {
     this.instance = opts.instance ?? DEFAULT_INSTANCE;
     this.#config = config;
-    this.#vrrpSignature = JSON.stringify(config.vrrp);
     this.#log = opts.log;
   }
 
@@ -120,9 +116,9 @@ export class Daemon implements DaemonControl {
     return this.opts.services !== false;
   }
 
-  /** The VRRP runner (null with -C or no instance). */
-  get runner(): VrrpRunner | null {
-    return this.#runner;
+  /** The running VRRP instances (none with -C). */
+  get instances(): VrrpInstance[] {
+    return this.#vrrp?.instances ?? [];
   }
 
   /** The datapath (null with -P). */
@@ -161,27 +157,16 @@ export class Daemon implements DaemonControl {
   }
 
   async #startVrrp(): Promise<void> {
-    if (!this.runsVrrp || this.#config.vrrp.vrrp_instance.length === 0) return;
-    const log = this.#log.child({ component: 'vrrp' });
+    if (!this.runsVrrp) return;
     this.#links = await LinkWatcher.open();
-    const runner = new VrrpRunner(this.#config.vrrp, systemClock, spinningClock(), this.#links);
-    this.#runner = runner;
-    runner.on('state', (s) => {
-      log.info({ instance: s.instance, state: s.state, priority: s.priority }, `(${s.instance}) entering ${s.state} state`);
-      void this.#plane?.setOwned(this.#owned());
-    });
-    runner.on('group', (g) => {
-      this.#groups.set(g.group, g.state);
-      log.info({ group: g.group, state: g.state }, `sync group ${g.group} entering ${g.state} state`);
-    });
-    runner.on('log', (level, message) => log[level](message));
-    await runner.start();
+    this.#vrrp = new VrrpUnits(this.#links, this.#log.child({ component: 'vrrp' }), () => void this.#plane?.setOwned(this.#owned()));
+    await this.#vrrp.start(this.#config.vrrp);
   }
 
   /** The VIPs of the instances that are MASTER. */
   #owned(): Ownership {
     const owned = new Set<string>();
-    for (const i of this.#runner?.instances ?? []) {
+    for (const i of this.instances) {
       if (i.fsm.state === 'MASTER') for (const a of i.cfg.vips) owned.add(a.address);
     }
     return owned;
@@ -209,15 +194,6 @@ export class Daemon implements DaemonControl {
         return result;
       }
       const config = loaded.config;
-      const vrrpChanged = JSON.stringify(config.vrrp) !== this.#vrrpSignature;
-      if (vrrpChanged && this.runsVrrp) {
-        const diff = instanceChanges(this.#config.vrrp.vrrp_instance, config.vrrp.vrrp_instance);
-        result.problems.push({
-          severity: 'warning', pos: { file, line: 1, col: 1 },
-          message: 'the VRRP configuration changed: the running VRRP instances are kept as they are (a reload never ' +
-            `changes their state); restart xlb to apply the change${diff ? ` (${diff})` : ''}`,
-        });
-      }
       if (this.#plane && this.#datapath) {
         await this.#datapath.configure(config.services.global_defs);
         const c = await this.#plane.apply(loaded.services ?? [], config.services.global_defs);
@@ -225,8 +201,15 @@ export class Daemon implements DaemonControl {
         result.changes.servicesRemoved = c.removed;
         result.changes.servicesChanged = c.changed;
       }
-      // what status() shows of VRRP stays the running instances' configuration
-      this.#config = { vrrp: this.#config.vrrp, services: config.services };
+      if (this.#vrrp) {
+        const v = await this.#vrrp.reload(config.vrrp);
+        result.changes.instancesAdded = v.added;
+        result.changes.instancesRemoved = v.removed;
+        result.changes.instancesChanged = v.changed;
+        for (const f of v.failed) result.problems.push({ severity: 'error', pos: { file, line: 1, col: 1 }, message: `VRRP ${f}` });
+        void this.#plane?.setOwned(this.#owned());
+      }
+      this.#config = config;
       this.#loadedAt = new Date();
       result.applied = true;
       for (const p of result.problems) this.#log.warn({ component: 'config', pos: p.pos }, formatProblem(p));
@@ -250,11 +233,7 @@ export class Daemon implements DaemonControl {
   async #stop(): Promise<void> {
     const how = this.opts.datapathOnStop ?? 'remove';
     const log = this.#log;
-    try {
-      await this.#runner?.stop();
-    } catch (e) {
-      log.error({ component: 'vrrp', err: (e as Error).message }, 'VRRP stop failed');
-    }
+    await this.#vrrp?.stop();
     this.#links?.close();
     await this.#plane?.stop(how);
     await this.#datapath?.close(how);
@@ -275,8 +254,8 @@ export class Daemon implements DaemonControl {
       configLoadedAt: this.#loadedAt.toISOString(),
       runs: { vrrp: this.runsVrrp, services: this.runsServices },
       datapath: this.#datapath ? { kind: 'xdp', failures: this.#plane?.reconciler.failures ?? 0 } : null,
-      vrrp: (this.#runner?.instances ?? []).map((i) => vrrpInstanceStatus({ cfg: i.cfg, fsm: i.fsm, stats: i.stats() }, wall)),
-      syncGroups: groups.map((g) => ({ name: g.name, state: this.#groups.get(g.name) ?? groupState(this.#runner, g.group), members: [...g.group] })),
+      vrrp: this.instances.map((i) => vrrpInstanceStatus({ cfg: i.cfg, fsm: i.fsm, stats: i.stats() }, wall)),
+      syncGroups: groups.map((g) => ({ name: g.name, state: this.#vrrp?.groups.get(g.name) ?? groupState(this.instances, g.group), members: [...g.group] })),
       services: (this.#plane?.services ?? []).map((s) => this.#serviceStatus(s)),
       lastReload: this.#lastReload ? reloadSummary(this.#lastReload) : null,
     };
@@ -343,16 +322,16 @@ export class Daemon implements DaemonControl {
     return {
       at: Date.now(),
       services,
-      vrrp: (this.#runner?.instances ?? []).map((i) => vrrpInstanceStats({ cfg: i.cfg, fsm: i.fsm, stats: i.stats() })),
+      vrrp: this.instances.map((i) => vrrpInstanceStats({ cfg: i.cfg, fsm: i.fsm, stats: i.stats() })),
       health: plane ? { ...plane.health.stats, events: { ...plane.health.stats.events } } : null,
       datapath: global ? Object.fromEntries(COUNTER_NAMES.map((n) => [n, Number(global[n])])) : {},
     };
   }
 
   async dump(): Promise<KeepalivedJsonDump> {
-    if (!this.#runner) throw new ControlError('unsupported', 'no VRRP instance runs here (-C, or none configured): nothing to dump');
+    if (this.instances.length === 0) throw new ControlError('unsupported', 'no VRRP instance runs here (-C, or none configured): nothing to dump');
     const scripts = new Map((this.#config.vrrp.vrrp_script ?? []).map((s) => [s.name, s.script]));
-    return this.#runner.instances.map((i) => keepalivedJsonInstance({ cfg: i.cfg, fsm: i.fsm, stats: i.stats(), scripts }, wall));
+    return this.instances.map((i) => keepalivedJsonInstance({ cfg: i.cfg, fsm: i.fsm, stats: i.stats(), scripts }, wall));
   }
 }
 
@@ -360,23 +339,9 @@ export function formatProblem(p: ConfigProblem): string {
   return `${p.pos.file}:${p.pos.line}:${p.pos.col}: ${p.severity}: ${p.message}`;
 }
 
-function groupState(runner: VrrpRunner | null, members: readonly string[]): NotifyState {
-  const states = (runner?.instances ?? []).filter((i) => members.includes(i.name)).map((i) => i.fsm.state);
+function groupState(instances: readonly VrrpInstance[], members: readonly string[]): NotifyState {
+  const states = instances.filter((i) => members.includes(i.name)).map((i) => i.fsm.state);
   if (states.includes('FAULT')) return 'FAULT';
   if (states.length > 0 && states.every((s) => s === 'MASTER')) return 'MASTER';
   return 'BACKUP';
-}
-
-/** 'added VI_2; changed VI_1' for the reload warning. */
-function instanceChanges(before: readonly { name: string }[], after: readonly { name: string }[]): string {
-  const b = new Map(before.map((i) => [i.name, JSON.stringify(withoutPositions(i))]));
-  const a = new Map(after.map((i) => [i.name, JSON.stringify(withoutPositions(i))]));
-  const parts: string[] = [];
-  const added = [...a.keys()].filter((n) => !b.has(n));
-  const removed = [...b.keys()].filter((n) => !a.has(n));
-  const changed = [...a.keys()].filter((n) => b.has(n) && b.get(n) !== a.get(n));
-  if (added.length) parts.push(`added ${added.join(', ')}`);
-  if (removed.length) parts.push(`removed ${removed.join(', ')}`);
-  if (changed.length) parts.push(`changed ${changed.join(', ')}`);
-  return parts.join('; ');
 }

@@ -3,13 +3,15 @@
  * master of the VIP) and two DR services (HTTP :80, TCP echo :7) over real1 and real2 with
  * TCP_CHECKs. While long-lived echo streams (one per real) and a loop of short connections run
  * through the VIP:
- *   1. SIGHUP with a valid change (real3 added to both services): applied; real3 takes new
- *      connections; no stream breaks, no GET fails, VRRP does not move;
+ *   1. SIGHUP with a valid change (real3 added to both services, a second VRRP instance VI_2):
+ *      applied; real3 takes new connections; VI_2 becomes master of its address; no stream
+ *      breaks, no GET fails, VI_1 does not move;
  *   2. a reload through the control API with an invalid file (two errors): nothing changes, the
  *      result (HTTP 422) and the log give every error with its file:line:col, and the traffic
  *      goes on as before (real3 still serves);
- *   3. SIGHUP with the file as it was (real3 removed again): real3 gets no new connection; the
- *      streams (on real1, real2) never broke.
+ *   3. SIGHUP with the file as it was (real3 and VI_2 removed again): real3 gets no new
+ *      connection, VI_2 stops and its address goes; the streams (on real1, real2) never broke and
+ *      VI_1 never left MASTER.
  * The control API's status and stats agree (VI_1 MASTER; the reals, their health and counters),
  * and so do `xlb status --json` and `xlb services -Ln` run against the daemon.
  * Then SIGTERM: exit 0, the VIP is gone from lb1 and the XDP program detached.
@@ -23,6 +25,7 @@ import { urlOf } from './rig.ts';
 import { config, drService, pause, startDaemonRig, vrrpInstance, waitServing, XLB, type DaemonRig } from './daemon-rig.ts';
 
 const PHASE_MS = 1500;
+const VIP2 = '198.18.0.101';
 const STREAM_INTERVAL_MS = 5;
 
 describe('xlb run: reload under traffic', () => {
@@ -66,13 +69,16 @@ describe('xlb run: reload under traffic', () => {
     try {
       await pause(PHASE_MS);
 
-      // 1. valid: real3 added
-      rig.writeConfig(config(vrrp, services(['real1', 'real2', 'real3'])));
+      // 1. valid: real3 added, VI_2 added
+      const vi2 = vrrpInstance(lab, { name: 'VI_2', vrid: 52, vip: VIP2 });
+      rig.writeConfig(config([...vrrp, vi2], services(['real1', 'real2', 'real3'])));
       const added = await reload('adding real3', true);
+      await d.waitFor((l) => l.instance === 'VI_2' && l.state === 'MASTER', 'VI_2 MASTER', 5000, added.from);
+      assert.ok(ip(['-j', 'addr', 'show', 'dev', 'eth0'], lab.lb.ns).includes(`"${VIP2}"`), 'VI_2 added its address');
       await pause(PHASE_MS);
 
       // 2. invalid: two errors; nothing changes
-      rig.writeConfig(config(vrrp, [drService(lab, 80, ['real1'], { weights: { real1: 70000 } }), drService(lab, lab.ports.echo, ['real1'], { quorum: 0 })]));
+      rig.writeConfig(config([...vrrp, vi2], [drService(lab, 80, ['real1'], { weights: { real1: 70000 } }), drService(lab, lab.ports.echo, ['real1'], { quorum: 0 })]));
       const invalid = await reload('with errors', false, 'api');
       const errors = d.find((l) => l.level >= 50 && /keepalived\.conf:\d+:\d+: error: /.test(l.msg), invalid.from);
       assert.equal(errors.length, 2, `both errors logged with their positions: ${JSON.stringify(d.find((l) => l.level >= 50, invalid.from))}`);
@@ -82,6 +88,8 @@ describe('xlb run: reload under traffic', () => {
       // 3. valid: back to real1 and real2
       rig.writeConfig(config(vrrp, services(['real1', 'real2'])));
       const removed = await reload('removing real3', true);
+      await d.waitFor((l) => l.instance === 'VI_2' && l.state === 'STOP', 'VI_2 STOP', 5000, removed.from);
+      assert.ok(!ip(['-j', 'addr', 'show', 'dev', 'eth0'], lab.lb.ns).includes(`"${VIP2}"`), 'VI_2 removed its address');
       await pause(PHASE_MS);
 
       const gets = (await client.call({ op: 'loop.stop' })).gets as Get[];
@@ -130,8 +138,9 @@ describe('xlb run: reload under traffic', () => {
       assert.ok(http && http.reals.every((r) => r.counters.connections > 0), `stats: both reals took connections: ${JSON.stringify(http)}`);
       assert.ok(http.counters.connections >= gets.length - failed.length, `stats count the GETs: ${JSON.stringify(http.counters)} for ${gets.length}`);
 
-      const transitions = d.find((l) => l.component === 'vrrp' && typeof l.state === 'string');
-      assert.deepEqual(transitions.map((l) => l.state), ['BACKUP', 'MASTER'], 'VRRP never moved after becoming master');
+      const transitions = (name: string) => d.find((l) => l.component === 'vrrp' && l.instance === name && typeof l.state === 'string').map((l) => l.state);
+      assert.deepEqual(transitions('VI_1'), ['BACKUP', 'MASTER'], 'VI_1 never moved after becoming master');
+      assert.deepEqual(transitions('VI_2'), ['BACKUP', 'MASTER', 'STOP'], 'VI_2 came with the first reload and went with the last');
     } finally {
       await client.call({ op: 'loop.stop' }).catch(() => undefined);
       await client.call({ op: 'streams.stop' }).catch(() => undefined);

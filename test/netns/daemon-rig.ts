@@ -160,15 +160,15 @@ export async function startDaemonRig(opts: LabOptions = {}): Promise<DaemonRig> 
  * One VRRP instance on the node's eth0 holding the lab's IPv4 VIP; by default v3 at 100 ms, so it
  * is master within half a second.
  */
-export function vrrpInstance(lab: Lab, o: { priority?: number; version?: 2 | 3; advertInt?: number } = {}): string {
-  return `vrrp_instance VI_1 {
+export function vrrpInstance(lab: Lab, o: { name?: string; vrid?: number; vip?: string; priority?: number; version?: 2 | 3; advertInt?: number } = {}): string {
+  return `vrrp_instance ${o.name ?? 'VI_1'} {
     interface eth0
-    virtual_router_id 51
+    virtual_router_id ${o.vrid ?? 51}
     priority ${o.priority ?? 150}
     version ${o.version ?? 3}
     advert_int ${o.advertInt ?? 0.1}
     virtual_ipaddress {
-        ${lab.vip4}/32
+        ${o.vip ?? lab.vip4}/32
     }
 }
 `;

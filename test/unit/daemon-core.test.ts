@@ -13,6 +13,7 @@ import { claimPidFile, type RunOptions } from '../../src/daemon/run.ts';
 import { loadDaemonConfig, type ConfigReader, type DaemonConfig } from '../../src/daemon/config.ts';
 import { DATA_FILE, formatData, formatStats, writeDump } from '../../src/daemon/dumps.ts';
 import { silentLogger } from '../../src/daemon/log.ts';
+import { vrrpUnits } from '../../src/daemon/vrrp.ts';
 import { NextHops, type NextHopHost } from '../../src/daemon/nexthop.ts';
 import { ServicePlane, withoutPositions } from '../../src/daemon/services.ts';
 import type { StatsReport, StatusReport } from '../../src/daemon/control.ts';
@@ -299,5 +300,19 @@ describe('the pid file', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('VRRP units', () => {
+  test('a sync group with its members is one unit, an instance alone another; a change touches only its unit', () => {
+    const inst = (name: string, priority = 100) => ({ name, interface: 'eth0', virtual_router_id: name.length + priority, priority, virtual_ipaddress: [] });
+    const c = { vrrp_instance: [inst('A'), inst('B'), inst('C')], vrrp_sync_group: [{ name: 'G', group: ['A', 'B'] }] };
+    const u = vrrpUnits(c);
+    assert.deepEqual([...u].map(([k, v]) => [k, v.instances]), [['group G', ['A', 'B']], ['instance C', ['C']]]);
+    assert.deepEqual(u.get('group G')!.config.vrrp_instance.map((i) => i.name), ['A', 'B']);
+    assert.equal(u.get('instance C')!.config.vrrp_sync_group, undefined);
+    const changed = vrrpUnits({ ...c, vrrp_instance: [inst('A'), inst('B'), inst('C', 120)] });
+    assert.equal(changed.get('group G')!.signature, u.get('group G')!.signature, 'the group is untouched by a change of C');
+    assert.notEqual(changed.get('instance C')!.signature, u.get('instance C')!.signature);
   });
 });
