@@ -553,3 +553,47 @@ describe('groupRanges', () => {
     assert.equal(groupRanges('x-3'), "'x' is not an IP address");
   });
 });
+
+describe('mutated services configurations', () => {
+  /** A seeded PRNG (LCG), so that a failure can be replayed. */
+  function prng(seed: number): () => number {
+    let s = seed >>> 0;
+    return () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  }
+  const names = ['lvs-dr-http.conf', 'lvs-nat-tcp.conf', 'lvs-tun-misc.conf', 'lvs-groups.conf', 'lvs-ipv6.conf', 'lvs-checkers.conf', 'lvs-persistence.conf', 'lvs-broken-values.conf', 'lvs-broken-unsupported.conf', 'lvs-broken-model.conf'];
+  const corpus = names.map((n) => readFileSync(new URL(n, FIXTURES), 'utf8'));
+  /** words that reach the services' corner cases when dropped in anywhere */
+  const vocabulary = [
+    '{', '}', '"', '0', '-1', '65536', '4294967296', '0.0000001', 'fwmark', 'group', 'inet6', '198.18.0.1-3', '198.18.0.0/30',
+    'fd00::1-ff', 'fd00::1', 'real_server', 'sorry_server', 'url', 'host', 'TUN', 'type', 'gue', 'weight', 'track_file',
+    'persistence_timeout', 'quorum', 'lb_algo', 'sh-port', 'HTTP_GET', 'FILE_CHECK', 'virtual_server', 'virtual_server_group', '\n',
+  ];
+
+  test('800 word-level mutations of the fixtures: never a throw; a model or an error; every problem inside the file', () => {
+    const rnd = prng(20261206);
+    for (let i = 0; i < 800; i++) {
+      let text = corpus[Math.floor(rnd() * corpus.length)]!;
+      for (let k = 1 + Math.floor(rnd() * 4); k > 0; k--) {
+        const p = Math.floor(rnd() * text.length);
+        const op = rnd();
+        if (op < 0.3) text = text.slice(0, p) + text.slice(p + Math.floor(rnd() * 24));
+        else if (op < 0.75) text = `${text.slice(0, p)} ${vocabulary[Math.floor(rnd() * vocabulary.length)]} ${text.slice(p)}`;
+        else {
+          const q = Math.floor(rnd() * text.length);
+          text = text.slice(0, p) + text.slice(q, q + 48) + text.slice(p);
+        }
+      }
+      const lines = text.split('\n').length;
+      let r: ReturnType<typeof load>;
+      try {
+        r = load('k.conf', text);
+      } catch (err) {
+        assert.fail(`mutation ${i} threw ${(err as Error).stack}\n--- input ---\n${text}`);
+      }
+      assert.ok(r.config || r.problems.some((p) => p.severity === 'error'), `mutation ${i}: neither a config nor an error\n${text}`);
+      for (const p of r.problems) {
+        assert.ok(p.pos.file === 'k.conf' && p.pos.line >= 1 && p.pos.line <= lines + 1 && p.pos.col >= 1, `mutation ${i}: ${formatDiagnostic(p)}\n${text}`);
+      }
+    }
+  });
+});
