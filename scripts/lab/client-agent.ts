@@ -17,6 +17,8 @@
  *       echo must be the next line sent, else the stream is broken
  *   {"op":"streams.status"} / {"op":"streams.stop"}     → {streams: [StreamStatus]}
  *   {"op":"loop.start", "url", "concurrency"?}   GETs in a loop, each on a new connection
+ *   {"op":"loop.take"}                      → {gets: [Get]}: the GETs done since the start or the
+ *       last take (the loop goes on)
  *   {"op":"mark"}                           → {seq}: events are numbered; a GET that starts after
  *       a mark has start > seq
  *   {"op":"loop.stop"}                      waits for the GETs in flight → {gets: [Get]}
@@ -31,7 +33,8 @@ import { PORT_HEADER } from './services.ts';
 const TIMEOUT_MS = 3000;
 
 export interface StreamStatus { id: number; real: string; sent: number; echoed: number; broken?: string }
-export interface Get { start: number; end: number; real?: string; error?: string }
+/** One GET of the loop: its event numbers (see mark), its wall-clock times (ms since the epoch), who answered or why not. */
+export interface Get { start: number; end: number; startMs: number; endMs: number; real?: string; error?: string }
 type Served = Record<string, number>;
 
 let seq = 0;
@@ -246,14 +249,16 @@ serveAgent({
       gets.length = 0;
       loopWorkers = Array.from({ length: Math.max(1, int(cmd, 'concurrency', 2)) }, async () => {
         while (loopRunning) {
-          const g: Get = { start: next(), end: 0 };
+          const g: Get = { start: next(), end: 0, startMs: Date.now(), endMs: 0 };
           try { g.real = (await get(url)).real; } catch (err) { g.error = (err as Error).message; }
           g.end = next();
+          g.endMs = Date.now();
           gets.push(g);
         }
       });
       return {};
     },
+    'loop.take': () => ({ gets: gets.splice(0) }),
     mark: () => ({ seq: next() }),
     'loop.stop': async () => {
       loopRunning = false;
