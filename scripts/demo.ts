@@ -33,6 +33,7 @@ import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { Agent } from './lab/agent.ts';
 import type { Get } from './lab/client-agent.ts';
+import { ADVERT_INT, DELAY_BEFORE_RETRY, keepalivedConf, PRIORITIES } from './demo-config.ts';
 import { createLab, formatLab, type Lab, type LabHost, type LabLb } from './lab/lab.ts';
 import { ip, onCleanup, randomPrefix } from './lab/netns.ts';
 import { ControlClient } from '../src/cli/client.ts';
@@ -44,15 +45,6 @@ const REPO = resolve(import.meta.dirname, '..');
 const XLB = resolve(REPO, 'bin/xlb');
 const run = promisify(execFile);
 const pause = (ms: number) => new Promise((ok) => setTimeout(ok, ms));
-
-/** VRRP timing of the pair: adverts every second; the backup waits 3 adverts + its skew. */
-const ADVERT_INT = 1;
-const PRIORITIES = [150, 100] as const;
-/** The health check: every DELAY_LOOP s, one retry DELAY_BEFORE_RETRY s later, then down. */
-const DELAY_LOOP = 2;
-const CONNECT_TIMEOUT = 1;
-const RETRY = 1;
-const DELAY_BEFORE_RETRY = 1;
 
 // ---------------------------------------------------------------- output
 
@@ -86,57 +78,6 @@ class DemoFailure extends Error {}
 function expect(ok: boolean, what: string): void {
   if (!ok) throw new DemoFailure(what);
   process.stdout.write(`  ${tty ? '\x1b[32m✔\x1b[0m' : 'ok:'} ${what}\n`);
-}
-
-// ---------------------------------------------------------------- the configuration
-
-/** keepalived.conf of LB node `k` (1-based): the same services on both nodes, VRRP roles differ. */
-export function keepalivedConf(lab: Lab, k: number): string {
-  const master = k === 1;
-  const reals = lab.reals.map((r) => [
-    `    real_server ${r.ipv4} 80 {`,
-    '        weight 1',
-    '        HTTP_GET {',
-    '            url {',
-    '                path /',
-    '                status_code 200',
-    '            }',
-    `            connect_timeout ${CONNECT_TIMEOUT}`,
-    `            retry ${RETRY}`,
-    `            delay_before_retry ${DELAY_BEFORE_RETRY}`,
-    '        }',
-    '    }',
-  ].join('\n'));
-  return [
-    `! xlb demo: LB node ${k} of ${lab.lbs.length} (a VRRP pair in front of ${lab.reals.length} web servers)`,
-    'global_defs {',
-    `    router_id lb${k}`,
-    '    vrrp_version 3',
-    '}',
-    '',
-    'vrrp_instance VI_1 {',
-    `    state ${master ? 'MASTER' : 'BACKUP'}`,
-    '    interface eth0',
-    '    virtual_router_id 51',
-    `    priority ${PRIORITIES[k - 1]}`,
-    `    advert_int ${ADVERT_INT}`,
-    '    virtual_ipaddress {',
-    `        ${lab.vip4}/32 dev eth0`,
-    '    }',
-    '}',
-    '',
-    '! direct routing: the reals hold the VIP on lo and answer the client themselves',
-    `virtual_server ${lab.vip4} 80 {`,
-    `    delay_loop ${DELAY_LOOP}`,
-    '    lb_algo mh',
-    '    mh-port',
-    '    lb_kind DR',
-    '    protocol TCP',
-    '',
-    reals.join('\n\n'),
-    '}',
-    '',
-  ].join('\n');
 }
 
 // ---------------------------------------------------------------- the LB nodes
