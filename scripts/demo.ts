@@ -92,13 +92,21 @@ interface Node {
 
 const LEVELS: Record<number, string> = { 40: 'WARN ', 50: 'ERROR ', 60: 'FATAL ' };
 
+/** Log lines held back while a command's output is being shown (see xlb()), else undefined. */
+let held: string[] | undefined;
+
 /** Show a daemon's log messages as they come ("lb1 | vrrp: (VI_1) entering MASTER state"). */
 function echoLog(node: Node, d: DaemonProcess): void {
   createInterface({ input: d.proc.stderr! }).on('line', (text) => {
-    let l: LogLine;
-    try { l = JSON.parse(text) as LogLine; } catch { process.stdout.write(dim(`    ${node.name} | ${text}\n`)); return; }
-    const where = l.component ? `${l.component}: ` : '';
-    process.stdout.write(dim(`    ${node.name} | ${clock()} ${LEVELS[l.level] ?? ''}${where}${l.msg}\n`));
+    let line: string;
+    try {
+      const l = JSON.parse(text) as LogLine;
+      line = `${clock()} ${LEVELS[l.level] ?? ''}${l.component ? `${l.component}: ` : ''}${l.msg}`;
+    } catch {
+      line = text;
+    }
+    line = dim(`    ${node.name} | ${line}\n`);
+    if (held) held.push(line); else process.stdout.write(line);
   });
 }
 
@@ -120,6 +128,7 @@ const vrrpState = (state: string) => (l: LogLine) => l.component === 'vrrp' && l
 async function xlb(node: Node, args: string[]): Promise<string> {
   const argv = [...args, '--instance', node.instance];
   process.stdout.write(`\n  ${bold(`$ xlb ${argv.join(' ')}`)}   ${dim(`(${node.name})`)}\n`);
+  held = [];
   try {
     const { stdout } = await run(XLB, argv, { encoding: 'utf8' });
     process.stdout.write(indent(stdout));
@@ -127,6 +136,11 @@ async function xlb(node: Node, args: string[]): Promise<string> {
   } catch (err) {
     const e = err as Error & { stdout?: string; stderr?: string };
     throw new DemoFailure(`xlb ${argv.join(' ')} failed: ${(e.stderr || e.stdout || e.message).trim()}`);
+  } finally {
+    // the daemons' messages from meanwhile, after the output rather than inside it
+    const lines = held;
+    held = undefined;
+    for (const l of lines) process.stdout.write(l);
   }
 }
 
