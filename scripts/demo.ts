@@ -195,6 +195,11 @@ async function main(): Promise<void> {
   };
   const unregister = onCleanup(removePins);
   try {
+    heading('xlb demo');
+    explain(`Two xlb nodes as a VRRP pair in front of three web servers, each node run from its own keepalived.conf;
+      a client fetching pages through the virtual IP all along. The master fails and the backup takes over;
+      then a web server fails its health check and leaves the rotation, and comes back. A few minutes; Ctrl-C
+      stops it and removes everything.`);
     heading('1. The lab');
     explain(`Network namespaces joined by one bridge (one L2 segment): a client, two load-balancer nodes and three
       real servers running nginx. The reals hold the VIP on lo without answering ARP for it (direct routing: they
