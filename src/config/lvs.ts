@@ -30,8 +30,10 @@
  *     src/health/types.ts; nb_get_retry only in HTTP_GET/SSL_GET, deprecated, as keepalived);
  *     BFD_CHECK: error (class unsupported: xlb has no BFD). keepalived's man page documents
  *     FILE_CHECK `dynamic`, but 2.2.7 does not know the word: an unknown keyword here too.
- *   SSL { password ca certificate key } (the checkers' TLS context): error (class unsupported:
- *     SSL_GET offers no client certificate and does not verify the server's).
+ *   SSL { password ca certificate key } (SSL_GET's TLS context): read, not implemented (xlb's
+ *     SSL_GET presents no client certificate and verifies no server certificate): an error (class
+ *     unsupported) when some SSL_GET would use it, else a warning (class ignored); reported by
+ *     checkServices, which knows the checkers.
  *
  * Ranges are keepalived 2.2.7's: weight 0..2147483647 (the XDP datapath's 0..65535 is the model's
  * check), quorum 1..4294967295, hysteresis 0..4294967295, persistence_timeout 1..2678400 s,
@@ -655,6 +657,17 @@ function groupLine(g: VirtualServerGroup, a: Args): void {
   for (const r of ranges) g.entries.push({ pos: a.posOf(0), kind: 'ip', ...r, port: p } as GroupEntry);
 }
 
+/** The SSL block: where it stands and which of its keywords were written (what checkServices reports). */
+interface SslBlock {
+  pos: SourcePos;
+  keys: string[];
+}
+const sslBlocks = new WeakMap<ServiceConfig, SslBlock>();
+const sslKeyword = value<SslBlock>((ssl, a) => {
+  if (!ssl.keys.includes(a.name)) ssl.keys.push(a.name);
+});
+const sslKeywords: Table<SslBlock> = { password: sslKeyword, ca: sslKeyword, certificate: sslKeyword, key: sslKeyword };
+
 /** The keyword tables of each block, by the keyword that opens it (for the test that every keepalived keyword is in one). */
 export const LVS_TABLES: Readonly<Record<string, Table<never>>> = {
   virtual_server: virtualServerKeywords as Table<never>,
@@ -670,6 +683,7 @@ export const LVS_TABLES: Readonly<Record<string, Table<never>>> = {
   host: plainKeywords as Table<never>,
   MISC_CHECK: miscKeywords as Table<never>,
   FILE_CHECK: fileKeywords as Table<never>,
+  SSL: sslKeywords as Table<never>,
 };
 
 /** Top-level keywords that build the ServiceConfig. */
@@ -686,7 +700,11 @@ export const lvsKeywords: Table<ServiceConfig> = {
     [1, 1],
   ),
   virtual_server: block<ServiceConfig, VirtualServer>(virtualServerKeywords, (_c, a) => openVirtualServer(a), (c, vs, _end, a) => closeVirtualServer(c, vs, a), [1, 2]),
-  SSL: unsupported('SSL_GET presents no client certificate and does not verify the server\'s: the SSL block\'s files would not be used'),
+  SSL: block<ServiceConfig, SslBlock>(sslKeywords, (c, a) => {
+    const ssl: SslBlock = { pos: a.pos, keys: [] };
+    sslBlocks.set(c, ssl);
+    return ssl;
+  }),
 };
 
 // ---------------------------------------------------------------- after reading
@@ -736,6 +754,13 @@ export function checkServices(
         return true;
       });
     }
+  }
+  const ssl = sslBlocks.get(config);
+  if (ssl) {
+    const users = config.virtual_server.reduce((n, vs) => n + vs.real_server.reduce((m, rs) => m + rs.checkers.filter((c) => c.kind === 'SSL_GET').length, 0), 0);
+    const what = `SSL${ssl.keys.length ? ` (${ssl.keys.join(', ')})` : ''}: not implemented by xlb (its SSL_GET presents no client certificate and verifies no server certificate)`;
+    if (users > 0) problems.add('unsupported', ssl.pos, `${what}: ${users} SSL_GET checker${users === 1 ? '' : 's'} would not check as configured`, 'SSL');
+    else problems.add('ignored', ssl.pos, `${what}: ignored, no SSL_GET checker uses it`, 'SSL', 'warning');
   }
   const resolved = resolveServices(config, caps);
   for (const p of resolved.errors) problems.add(DRIVER_LIMITS.some((re) => re.test(p.message)) ? 'unsupported' : 'general_error', p.pos, p.message);

@@ -285,7 +285,6 @@ describe('broken configurations', () => {
     const r = load('lvs-broken-unsupported.conf');
     const f = 'lvs-broken-unsupported.conf';
     assert.deepEqual(r.notes, [
-      `${f}:8:1: error: SSL: not implemented by xlb (SSL_GET presents no client certificate and does not verify the server's: the SSL block's files would not be used) [unsupported]`,
       `${f}:15:15: error: lb_algo twos: not implemented by xlb (power-of-two choices needs active connection counts) [unsupported]`,
       `${f}:16:25: error: lvs_method TUN type gue: not implemented by xlb (its tunnels are IP-in-IP: type ipip) [unsupported]`,
       `${f}:18:5: warning: snmp_name: not implemented by xlb, ignored (xlb has no SNMP agent) [ignored]`,
@@ -298,9 +297,18 @@ describe('broken configurations', () => {
       `${f}:14:1: warning: virtual_server: no lb_algo set, using keepalived's default wlc [general_error]`,
       `${f}:14:1: warning: virtual_server: no lb_kind set, using keepalived's default NAT [general_error]`,
       `${f}:27:13: error: FILE_CHECK: track_file nowhere not found (no track_file block of that name) - checker left out [general_error]`,
+      `${f}:8:1: error: SSL (ca, certificate, key): not implemented by xlb (its SSL_GET presents no client certificate and verifies no server certificate): 1 SSL_GET checker would not check as configured [unsupported]`,
     ]);
     assert.equal(r.exitCode, 5);
-    assert.deepEqual(bare(r.services!.virtual_server[0]!.real_server[0]!.checkers), [{ kind: 'TCP_CHECK', config: {} }]);
+    assert.deepEqual(bare(r.services!.virtual_server[0]!.real_server[0]!.checkers), [{ kind: 'TCP_CHECK', config: {} }, { kind: 'SSL_GET', config: { url: [{ path: '/health' }] } }]);
+  });
+
+  test('an SSL block no SSL_GET uses is a warning', () => {
+    const r = load('k.conf', `SSL {\n  ca /etc/keepalived/ca.pem\n}\n${vs('protocol TCP\nlb_algo rr\nlb_kind DR\nreal_server 198.18.0.11 80 {\n  HTTP_GET {\n    url {\n      path /\n    }\n  }\n}')}`);
+    assert.deepEqual(r.notes, [
+      'k.conf:1:1: warning: SSL (ca): not implemented by xlb (its SSL_GET presents no client certificate and verifies no server certificate): ignored, no SSL_GET checker uses it [ignored]',
+    ]);
+    assert.equal(r.exitCode, 0);
   });
 
   test("the model's checks (validate.ts) at their lines: limits of the XDP datapath are class unsupported, mistakes general_error", () => {
@@ -515,6 +523,7 @@ describe('keyword coverage', () => {
     host: [...COMMON_CONNECTION, ...COMMON_TIMING],
     MISC_CHECK: [...COMMON_TIMING, 'misc_path', 'misc_timeout', 'misc_dynamic', 'user'],
     FILE_CHECK: ['track_file', 'weight'],
+    SSL: ['password', 'ca', 'certificate', 'key'],
   };
 
   for (const [block, words] of Object.entries(KEEPALIVED)) {
