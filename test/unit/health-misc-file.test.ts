@@ -21,6 +21,10 @@ function script(name: string, body: string): string {
   return p;
 }
 
+/** misc_timeout for the scripts whose tests are not about timeouts: the default (delay_loop, 0.1 s
+ *  here) is shorter than a shell's start on a loaded machine. */
+const LOADED_MACHINE_TIMEOUT_S = 5;
+
 /** An engine on the system clock with one real server; `until` waits for an event that satisfies it. */
 function engine(configs: AnyCheckerConfig[], weight = 3) {
   const s = new HealthScheduler({ bootstrapMs: 0 });
@@ -47,9 +51,9 @@ test('MISC_CHECK: exit 0 keeps the real up, exit 1 takes it down, then exit 0 br
   const state = join(dir, 'misc-state');
   writeFileSync(state, '0');
   const p = script('misc-flip.sh', `exit $(cat ${state})`);
-  const { s, until, events } = engine([{ kind: 'MISC_CHECK', config: { misc_path: p } }]);
+  const { s, until, events } = engine([{ kind: 'MISC_CHECK', config: { misc_path: p, misc_timeout: LOADED_MACHINE_TIMEOUT_S } }]);
   try {
-    await new Promise((r) => setTimeout(r, 300));
+    for (let i = 0; i < 250 && !s.real('r')?.checkers[0]?.reason; i++) await new Promise((r) => setTimeout(r, 20));
     assert.deepEqual(events, [], 'up from the start: no event');
     assert.equal(s.real('r')?.checkers[0]?.reason, 'exit 0');
     writeFileSync(state, '1');
@@ -68,7 +72,7 @@ test('MISC_CHECK misc_dynamic: exit 12 sets the weight to 10, exit 0 back to the
   const state = join(dir, 'dyn-state');
   writeFileSync(state, '12');
   const p = script('misc-dyn.sh', `exit $(cat ${state})`);
-  const { s, until } = engine([{ kind: 'MISC_CHECK', config: { misc_path: p, misc_dynamic: true } }]);
+  const { s, until } = engine([{ kind: 'MISC_CHECK', config: { misc_path: p, misc_dynamic: true, misc_timeout: LOADED_MACHINE_TIMEOUT_S } }]);
   try {
     assert.equal((await until((e) => e.type === 'weight' && e.weight === 10, 'weight 10')).up, true);
     writeFileSync(state, '0');
