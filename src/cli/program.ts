@@ -10,6 +10,7 @@
  * commander's own usage errors exit 1 with its message, help exits 0.
  */
 import { Command, CommanderError } from 'commander';
+import { registerCheckConfig } from './check-config.ts';
 import { realControl, type ControlFactory } from './client.ts';
 import { registerDecap, realDecapOps, type DecapOps } from './decap.ts';
 import { registerDump } from './dump.ts';
@@ -36,6 +37,7 @@ export function buildProgram(io: CliIo = processIo, deps: CliDeps = { decap: rea
     .exitOverride()
     .configureOutput({ writeOut: io.out, writeErr: io.err });
   registerDecap(program, io, deps.decap);
+  registerCheckConfig(program, io);
   registerRun(program, io, deps.run ?? realRun);
   const control = deps.control ?? realControl;
   registerStatus(program, io, control);

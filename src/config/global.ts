@@ -202,6 +202,10 @@ export const globalDefsKeywords: Table<GlobalDefs> = {
   ...many(['notify_fifo_script', 'vrrp_notify_fifo_script', 'lvs_notify_fifo_script'],
     unsupported('xlb does not start a FIFO reader script: run the reader yourself on the FIFO')),
   lvs_flush_on_stop: ignored('at stop xlb removes its own services one by one'),
+  lvs_flush_onstop: ignored('at stop xlb removes its own services one by one'),
+  vrrp_vmac_garp_intvl: ignored('xlb creates no VMAC interfaces'),
+  enable_snmp_keepalived: ignored(SNMP),
+  ...many(['vrrp_rlimit_rtime', 'checker_rlimit_rtime', 'bfd_rlimit_rtime', 'lvs_process_name'], ignored(TUNING)),
 };
 
 /** The global_defs block, as a top-level keyword. */
@@ -226,6 +230,7 @@ export const globalRootKeywords: Table<unknown> = {
   track_group: unsupported('static track groups go with static addresses, which xlb does not manage'),
   bfd_instance: unsupported('BFD is not implemented'),
   vrrp_track_process: unsupported('process tracking is not implemented: use a vrrp_script that checks the process'),
-  track_process: unsupported('process tracking is not implemented: use a vrrp_script that checks the process'),
+  interface_up_down_delays: ignored('an interface going down moves its instances at once'),
+  SSL: unsupported('client certificates for SSL_GET checkers are not implemented'),
   garp_group: ignored('gratuitous ARP pacing per interface is not implemented'),
 };

@@ -21,12 +21,12 @@ import type { ServiceConfig, SourcePos } from '../model/types.ts';
 import { resolveConfig, type VrrpConfig } from '../vrrp/config.ts';
 import { exitCode, Problems, type Diagnostic } from './diagnostics.ts';
 import { nodeFs, type ConfigFs } from './fs.ts';
-import { globalDefsBlock, globalRootKeywords, serviceGlobals, vrrpGlobals, type GlobalDefs } from './global.ts';
+import { globalDefsBlock, globalDefsKeywords, globalRootKeywords, serviceGlobals, vrrpGlobals, type GlobalDefs } from './global.ts';
 import { ConfigReader } from './lexer.ts';
 import { checkServices, lvsKeywords } from './lvs.ts';
 import { parseStream } from './parser.ts';
 import { lift, type Table } from './schema.ts';
-import { vrrpKeywords } from './vrrp.ts';
+import { authenticationTable, instanceTable, scriptTable, syncGroupTable, trackFileTable, vrrpKeywords } from './vrrp.ts';
 
 export type { GlobalDefs } from './global.ts';
 export type { Diagnostic } from './diagnostics.ts';
@@ -52,6 +52,17 @@ export const rootKeywords: Table<ConfigBuilder> = {
   global_defs: globalDefsBlock,
   ...vrrpKeywords,
   ...lift(lvsKeywords, (b: ConfigBuilder) => b.services),
+};
+
+/** Each block xlb reads with its table, by the keyword that opens it ('root': the top level). */
+export const KEYWORD_CONTEXTS: Readonly<Record<string, Table<never>>> = {
+  root: rootKeywords,
+  global_defs: globalDefsKeywords,
+  vrrp_script: scriptTable,
+  vrrp_track_file: trackFileTable,
+  vrrp_sync_group: syncGroupTable,
+  vrrp_instance: instanceTable,
+  authentication: authenticationTable,
 };
 
 export interface LoadOptions {

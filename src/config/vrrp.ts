@@ -341,7 +341,7 @@ function ruleEntry(a: Args): VirtualRule | undefined {
 
 type Inst = Named<VrrpInstanceConfig>;
 
-const authenticationTable: Table<Inst> = {
+export const authenticationTable: Table<Inst> = {
   auth_type: value((n, a) => {
     const t = a.choice(0, ['PASS', 'AH'] as const);
     if (t === undefined) return;
@@ -358,7 +358,7 @@ const authenticationTable: Table<Inst> = {
   }),
 };
 
-const instanceTable: Table<Inst> = recording<VrrpInstanceConfig>({
+export const instanceTable: Table<Inst> = recording<VrrpInstanceConfig>({
   state: value((n, a) => { n.c.state = a.choice(0, ['MASTER', 'BACKUP'] as const) ?? n.c.state; }),
   interface: value((n, a) => { n.c.interface = a.string(0) ?? n.c.interface; }),
   virtual_router_id: value((n, a) => { n.c.virtual_router_id = a.int(0, 1, 255) ?? n.c.virtual_router_id; }),
@@ -440,6 +440,7 @@ const instanceTable: Table<Inst> = recording<VrrpInstanceConfig>({
   vmac_xmit_base: unsupported('xlb creates no VMAC interfaces'),
   use_ipvlan: unsupported('xlb creates no ipvlan interfaces'),
   vrf: unsupported('VRFs are not implemented'),
+  lvs_sync_daemon_interface: unsupported('IPVS connection synchronisation between nodes is not implemented'),
   old_unicast_checksum: unsupported('only the current VRRPv3 checksum is implemented'),
   track_process: unsupported('process tracking is not implemented: use a vrrp_script'),
   track_bfd: unsupported('BFD is not implemented'),
@@ -466,7 +467,7 @@ const instanceTable: Table<Inst> = recording<VrrpInstanceConfig>({
 
 type Group = Named<VrrpSyncGroupConfig>;
 
-const syncGroupTable: Table<Group> = recording<VrrpSyncGroupConfig>({
+export const syncGroupTable: Table<Group> = recording<VrrpSyncGroupConfig>({
   group: lines((n: Group) => n, (n, a) => { for (const w of a.words) n.c.group.push(w.text); }),
   notify_master: notify((c: VrrpSyncGroupConfig, s) => { c.notify_master = s; }),
   notify_backup: notify((c: VrrpSyncGroupConfig, s) => { c.notify_backup = s; }),
@@ -489,7 +490,7 @@ const syncGroupTable: Table<Group> = recording<VrrpSyncGroupConfig>({
 
 type Script = Named<VrrpScriptConfig>;
 
-const scriptTable: Table<Script> = recording<VrrpScriptConfig>({
+export const scriptTable: Table<Script> = recording<VrrpScriptConfig>({
   script: value((n, a) => { n.c.script = a.rest(0); }, [1]),
   interval: value((n, a) => { n.c.interval = a.timer(0, 0.001, 86400) ?? n.c.interval; }),
   timeout: value((n, a) => { n.c.timeout = a.timer(0, 0.001, 86400) ?? n.c.timeout; }),
@@ -509,7 +510,7 @@ const scriptTable: Table<Script> = recording<VrrpScriptConfig>({
 
 type TrackFile = Named<VrrpTrackFileConfig>;
 
-const trackFileTable: Table<TrackFile> = recording<VrrpTrackFileConfig>({
+export const trackFileTable: Table<TrackFile> = recording<VrrpTrackFileConfig>({
   file: value((n, a) => { n.c.file = a.path(0) ?? n.c.file; }),
   weight: value((n, a) => {
     const w = a.int(0, -254, 254);
