@@ -14,7 +14,7 @@
  *
  *   node --import tsx scripts/keepalived-keywords.ts [--keepalived /usr/sbin/keepalived]
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,7 +26,8 @@ const args = process.argv.slice(2);
 const keepalived = args.includes('--keepalived') ? args[args.indexOf('--keepalived') + 1]! : '/usr/sbin/keepalived';
 const out = join(import.meta.dirname, '../test/fixtures/config/keepalived-keywords.json');
 
-const version = execFileSync(keepalived, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).split('\n')[0] ?? '';
+const v = spawnSync(keepalived, ['--version'], { encoding: 'utf8' });
+const version = `${v.stdout}${v.stderr}`.split('\n')[0] ?? ''; // keepalived prints it on stderr
 const strings = execFileSync('strings', [keepalived], { encoding: 'utf8', maxBuffer: 64 << 20 })
   .split('\n').filter((s) => /^[A-Za-z][A-Za-z0-9_]{1,40}$/.test(s));
 

@@ -191,7 +191,7 @@ export const globalDefsKeywords: Table<GlobalDefs> = {
     'checker_rt_priority', 'bfd_rt_priority', 'vrrp_rlimit_rttime', 'checker_rlimit_rttime', 'bfd_rlimit_rttime', 'vrrp_cpu_affinity',
     'checker_cpu_affinity', 'bfd_cpu_affinity', 'process_names', 'process_name', 'vrrp_process_name', 'checker_process_name',
     'bfd_process_name', 'umask', 'random_seed', 'tmp_config_directory', 'config_save_dir', 'data_use_instance'], ignored(TUNING)),
-  ...many(['vrrp_iptables', 'vrrp_ipsets', 'nftables', 'nftables_priority', 'nftables_counters', 'nftables_ifindex', 'nftables_ipvs',
+  ...many(['vrrp_iptables', 'nftables', 'nftables_priority', 'nftables_counters', 'nftables_ifindex', 'nftables_ipvs',
     'nftables_ipvs_priority', 'nftables_ipvs_start_fwmark'], ignored(FIREWALL)),
   ...many(['vrrp_netlink_cmd_rcv_bufs', 'vrrp_netlink_cmd_rcv_bufs_force', 'vrrp_netlink_monitor_rcv_bufs',
     'vrrp_netlink_monitor_rcv_bufs_force', 'lvs_netlink_cmd_rcv_bufs', 'lvs_netlink_cmd_rcv_bufs_force', 'lvs_netlink_monitor_rcv_bufs',

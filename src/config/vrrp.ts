@@ -479,7 +479,6 @@ export const syncGroupTable: Table<Group> = recording<VrrpSyncGroupConfig>({
   track_file: unsupported('tracking on a sync group is not implemented: track in each member instance'),
   track_process: unsupported('process tracking is not implemented'),
   track_bfd: unsupported('BFD is not implemented'),
-  notify_deleted: unsupported('instances deleted by a reload are notified as stopped'),
   notify_priority_changes: ignored('priority changes are not written to the notify FIFO'),
   smtp_alert: ignored('xlb sends no e-mail'),
   global_tracking: ignored('deprecated in keepalived; members keep their own tracking weights'),
