@@ -118,8 +118,17 @@ export function loadConfig(file: string, opts: LoadOptions = {}): LoadResult {
     try {
       resolveConfig(config.vrrp);
     } catch (err) {
-      const message = (err as Error).message;
-      problems.add('general_error', placeOf(message, where, config.global.pos ?? { file, line: 1, col: 1 }), message);
+      // resolveConfig stops at its first error: each instance is also checked on its own (with the
+      // scripts and files it may track), so that every instance's first problem is reported
+      const messages = new Set([(err as Error).message]);
+      for (const instance of config.vrrp.vrrp_instance) {
+        try {
+          resolveConfig({ ...config.vrrp, vrrp_instance: [instance], vrrp_sync_group: [] });
+        } catch (e) {
+          messages.add((e as Error).message);
+        }
+      }
+      for (const message of messages) problems.add('general_error', placeOf(message, where, config.global.pos ?? { file, line: 1, col: 1 }), message);
       usable = false;
     }
     checkServices(config.services, config.vrrp.vrrp_track_file, problems, opts.capabilities);

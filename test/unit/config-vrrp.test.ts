@@ -126,6 +126,16 @@ describe('broken configurations: exact messages at their positions', () => {
     assert.deepEqual(g.messages, [`${F}:8:1: error: vrrp_sync_group G: instance VI_9 is not defined`]);
   });
 
+  test("every instance's problem is reported, not only the first one resolveConfig meets", () => {
+    const two = `${base('  unicast_src_ip 198.18.0.5\n')}vrrp_instance V6 {\n  interface eth0\n  virtual_router_id 2\n  version 2\n  virtual_ipaddress {\n    fd00::1\n  }\n}\n`;
+    const r = load(two);
+    assert.deepEqual(r.messages, [
+      `${F}:4:3: error: vrrp_instance VI_1: unicast_src_ip without unicast_peer`,
+      `${F}:9:1: error: vrrp_instance V6: IPv6 needs version 3`,
+    ]);
+    assert.equal(r.config, undefined);
+  });
+
   test('a second instance of the same name is refused at its name and skipped', () => {
     const r = load(`${base('')}vrrp_instance VI_1 {\n  priority 1\n}\n`);
     assert.deepEqual(r.messages, [`${F}:8:15: error: vrrp_instance VI_1 is already defined (at ${F}:1:1) - skipping this one`]);
