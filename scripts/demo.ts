@@ -7,9 +7,10 @@
  *      HTTP with nginx and holding the VIP on lo (direct routing). The lab puts the VIP on lb1's
  *      eth0; the demo removes it, so that VRRP is what places it;
  *   2. a keepalived.conf per node (VRRPv3 instance VI_1 holding the VIP, lb1 priority 150 and
- *      lb2 100; virtual_server VIP:80, DR, lb_algo mh with mh-port, HTTP_GET every 2 s), then
- *      `xlb run` on both nodes (in their namespaces, instance names from the lab's prefix so
- *      that they clash with nothing else), until lb1 is MASTER and lb2 BACKUP;
+ *      lb2 100; virtual_server VIP:80, DR, lb_algo mh with mh-port, HTTP_GET every 2 s: written
+ *      by scripts/demo-config.ts), checked with `xlb check-config -f`, then `xlb run` on both
+ *      nodes (in their namespaces, instance names from the lab's prefix so that they clash with
+ *      nothing else), until lb1 is MASTER and lb2 BACKUP;
  *   3. GETs in a loop from the client (scripts/lab/client-agent.ts: each on a new connection,
  *      answers counted per real, failures kept), with `xlb stats`, `xlb services -Ln --stats` and
  *      `xlb status` from the master;
@@ -126,12 +127,17 @@ const vrrpState = (state: string) => (l: LogLine) => l.component === 'vrrp' && l
 
 /** `bin/xlb ARGS --instance NAME` as an operator types it (from the host: the socket is in /run/xlb); shows its output. */
 async function xlb(node: Node, args: string[]): Promise<string> {
-  const argv = [...args, '--instance', node.instance];
-  process.stdout.write(`\n  ${bold(`$ xlb ${argv.join(' ')}`)}   ${dim(`(${node.name})`)}\n`);
+  return xlbCommand([...args, '--instance', node.instance], node.name);
+}
+
+/** `bin/xlb ARGV`, shown with its output; a failure (non-zero exit) is the demo's. */
+async function xlbCommand(argv: string[], about: string): Promise<string> {
+  process.stdout.write(`\n  ${bold(`$ xlb ${argv.join(' ')}`)}   ${dim(`(${about})`)}\n`);
   held = [];
   try {
-    const { stdout } = await run(XLB, argv, { encoding: 'utf8' });
-    process.stdout.write(indent(stdout));
+    const { stdout, stderr } = await run(XLB, argv, { encoding: 'utf8' });
+    const shown = `${stderr}${stdout}`; // what a terminal shows (check-config says OK on stderr)
+    if (shown.trim()) process.stdout.write(indent(shown));
     return stdout;
   } catch (err) {
     const e = err as Error & { stdout?: string; stderr?: string };
@@ -223,6 +229,7 @@ async function main(): Promise<void> {
     explain(`${n2.conf} is the same but for router_id lb2, state BACKUP and priority ${PRIORITIES[1]}. Each node runs xlb as
       keepalived would run: in the foreground, with its own instance name (its control socket
       /run/xlb/NAME.sock and its BPF pins /sys/fs/bpf/xlb/NAME).`);
+    for (const n of nodes) await xlbCommand(['check-config', '-f', n.conf], `${n.name}'s file, as keepalived --config-test would`);
     process.stdout.write('\n');
     const d1 = await startDaemon(n1);
     await d1.waitFor(vrrpState('MASTER'), 'lb1 entering MASTER', 10_000);
