@@ -81,7 +81,7 @@ export class ServicePlane {
       log: (line) => log.info({ component: 'reconcile' }, line),
       runScript: (script, what, stopping) => this.#runScript(script, what, stopping),
       fifos: this.#fifos,
-      setChecking: (id, enabled) => { if (this.health.keys().includes(id)) this.health.setEnabled(id, enabled); },
+      setChecking: (id, enabled) => { if (this.health.has(id)) this.health.setEnabled(id, enabled); },
       ...(opts.held ? { held: opts.held } : {}),
     });
     this.health.on('event', (e: HealthEvent) => {

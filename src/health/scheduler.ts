@@ -205,6 +205,11 @@ export class HealthScheduler extends EventEmitter<{ event: [HealthEvent] }> {
     return [...this.#reals.keys()];
   }
 
+  /** Whether this real server is checked (without listing them all). */
+  has(key: string): boolean {
+    return this.#reals.has(key);
+  }
+
   /** A real server's state now (undefined: not checked). */
   real(key: string): RealSnapshot | undefined {
     const e = this.#reals.get(key);

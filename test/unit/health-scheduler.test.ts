@@ -261,9 +261,11 @@ test('removing a real server cancels its check in flight, closes its checkers, a
   const { s, events } = engine(clock);
   const c = new Scripted('a', clock, script('d'), 2000);
   s.addReal('r1', { weight: 1, checkers: [{ checker: c, timing: timing() }] });
+  assert.equal(s.has('r1'), true);
   s.start();
   clock.advanceTo(1500);
   assert.equal(s.removeReal('r1'), true);
+  assert.equal(s.has('r1'), false);
   assert.equal(c.cancelled, 1);
   assert.equal(c.closed, 1);
   clock.advanceTo(100_000);
