@@ -66,6 +66,9 @@ export interface DatapathDriver {
   readonly kind: 'xdp' | 'ipvs' | 'fake';
   readonly capabilities: DriverCapabilities;
   setService(service: DatapathService, reals: readonly DatapathReal[]): Promise<void>;
+  /** setService of several services (a full apply), faster than one by one where the driver can
+   *  batch; a failure may leave some of them set and the others as they were (optional) */
+  setServices?(list: readonly { service: DatapathService; reals: readonly DatapathReal[] }[]): Promise<void>;
   removeService(key: string): Promise<boolean>;
   stats(key: string): Promise<ServiceStats>;
   /** the keys of the services it holds */
@@ -116,15 +119,28 @@ export class XdpDriver implements DatapathDriver {
   }
 
   async setService(service: DatapathService, reals: readonly DatapathReal[]): Promise<void> {
-    const specs: RealSpec[] = reals.map((r) => {
+    this.forwarder.setService(service, this.#realSpecs(service, reals));
+    this.#specs.set(serviceKey(service), service);
+  }
+
+  /** The forwarder's setServices: the new tables swapped in by one batch update. */
+  async setServices(list: readonly { service: DatapathService; reals: readonly DatapathReal[] }[]): Promise<void> {
+    try {
+      this.forwarder.setServices(list.map(({ service, reals }) => ({ spec: service, reals: this.#realSpecs(service, reals) })));
+    } finally {
+      // what the forwarder holds (a failure may have set some)
+      for (const { service } of list) if (this.forwarder.hasService(service)) this.#specs.set(serviceKey(service), service);
+    }
+  }
+
+  #realSpecs(service: DatapathService, reals: readonly DatapathReal[]): RealSpec[] {
+    return reals.map((r) => {
       const hop = this.nextHop(r, service);
       return {
         address: r.address, weight: r.weight, method: r.method, mac: hop.mac, smac: hop.smac,
         ...(hop.ifindex ? { ifindex: hop.ifindex } : {}), ...(r.port ? { port: r.port } : {}),
       };
     });
-    this.forwarder.setService(service, specs);
-    this.#specs.set(serviceKey(service), service);
   }
 
   async removeService(key: string): Promise<boolean> {

@@ -33,7 +33,9 @@
  *
  * Smallest change: each datapath service (a group gives several) is set only when its reals or
  * options differ from what the driver holds, and removed when no longer desired; each set is one
- * driver call, which the driver applies atomically (the XDP forwarder swaps whole Maglev tables).
+ * driver call, which the driver applies atomically (the XDP forwarder swaps whole Maglev tables);
+ * a plan's sets go to a driver that can batch them as one setServices, and one by one again when
+ * that fails.
  * A health event replans only its own service.
  */
 import { serviceKey, type DatapathDriver, type DatapathReal, type DatapathService } from '../datapath/driver.ts';
@@ -367,7 +369,11 @@ export class Reconciler {
 
   async #apply(p: Plan, stopping: boolean): Promise<ReconcileState> {
     const applied = new Map(p.state.applied);
-    for (const op of p.ops) {
+    let done = new Set<DriverOp>();
+    for (const [i, op] of p.ops.entries()) {
+      // a run of sets (a plan's come after its removals) goes to the driver as one batch
+      if (op.op === 'set' && p.ops[i - 1]?.op !== 'set') done = await this.#batchSets(p.ops.slice(i));
+      if (done.has(op)) continue;
       try {
         if (op.op === 'set') await this.opts.driver.setService(op.service, op.reals);
         else await this.opts.driver.removeService(op.key);
@@ -390,5 +396,26 @@ export class Reconciler {
     for (const c of p.checkers) this.opts.setChecking?.(c.id, c.enabled);
     this.lastPlan = p;
     return { applied, services: p.state.services };
+  }
+
+  /**
+   * The set ops that `ops` starts with in one driver setServices (where the driver has it: a
+   * full apply's tables swapped in one batch), the ops it did. A failed batch did none, as far
+   * as the caller knows: they are all applied again one by one (setting a service again with
+   * what it has changes nothing), and each failure is then its own.
+   */
+  async #batchSets(ops: readonly DriverOp[]): Promise<Set<DriverOp>> {
+    const sets: Extract<DriverOp, { op: 'set' }>[] = [];
+    for (const op of ops) {
+      if (op.op !== 'set') break;
+      sets.push(op);
+    }
+    if (sets.length < 2 || !this.opts.driver.setServices) return new Set();
+    try {
+      await this.opts.driver.setServices(sets.map((op) => ({ service: op.service, reals: op.reals })));
+      return new Set(sets);
+    } catch {
+      return new Set();
+    }
   }
 }

@@ -50,7 +50,14 @@ test('reconciler -> XDP driver -> maps: services, reals, Maglev shares, health c
         { lb_algo: 'sh', lb_kind: 'DR', protocol: 'UDP' }),
     ]), XDP_CAPABILITIES);
     assert.deepEqual(errors, []);
+    // the first apply swaps both tables in with one batch update of the outer map
+    const batches: number[][] = [];
+    const outerBatch = parts.maps.maglev.updateBatch.bind(parts.maps.maglev);
+    parts.maps.maglev.updateBatch = (k, v, n, f) => { batches.push((k as Buffer[]).map((b) => b.readUInt32LE(0))); return outerBatch(k, v, n, f); };
     await rec.setServices(services);
+    parts.maps.maglev.updateBatch = outerBatch;
+    assert.equal(batches.length, 1);
+    assert.equal(batches[0]!.length, 2);
 
     const serviceEntry = (address: string, port: number, proto: number) => {
       const v = parts.maps.services.lookup(encode(XlbVipKey, { addr: addrBytes(address), port: portField(port), proto, family: 4 }));

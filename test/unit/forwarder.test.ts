@@ -111,6 +111,41 @@ test('unchanged reals keep their ids; a changed MAC gets a new id; removed reals
   assert.equal(real(1).flags, XLB_REAL_F_ACTIVE);
 });
 
+test('setServices: every service\'s reals and table written, then one batch swap, then the entries and retirements', () => {
+  const { fw, log, tableOf, real } = rig();
+  const svc2: ServiceSpec = { ...svc, port: 81 };
+  fw.setService(svc, [r(1), r(2)]);
+  log.length = 0;
+  const [a, b] = fw.setServices([{ spec: svc, reals: [r(1)] }, { spec: svc2, reals: [r(3), r(4)] }]);
+  assert.deepEqual([a!.serviceId, [...a!.realIds.values()]], [1, [1]]);
+  assert.deepEqual([b!.serviceId, [...b!.realIds.values()]], [2, [3, 4]]);
+  assert.deepEqual(log, [
+    'table.create 1001', 'reals.updateBatch 3 4', 'table.create 1002', 'maglev.updateBatch 1 2',
+    'services.update port 80 proto 6', 'services.update port 0 proto 0', 'reals.update 2',
+    'services.update port 81 proto 6', 'services.update port 0 proto 0',
+  ]);
+  assert.ok(tableOf(1).every((id) => id === 1));
+  assert.deepEqual(new Set(tableOf(2)), new Set([3, 4]));
+  assert.equal(real(2).flags, 0, 'the removed real deactivated after the swap');
+});
+
+test('setServices: a bad service leaves every service of the batch as it was, its ids given back', () => {
+  const { fw, log, tableOf } = rig();
+  fw.setService(svc, [r(1), r(2)]);
+  log.length = 0;
+  assert.throws(
+    () => fw.setServices([{ spec: svc, reals: [r(1)] }, { spec: { ...svc, port: 81 }, reals: [r(3), r(3)] }]),
+    /real 198\.18\.1\.3 is listed twice/,
+  );
+  assert.throws(() => fw.setServices([{ spec: svc, reals: [r(1)] }, { spec: svc, reals: [r(2)] }]), /listed twice/);
+  assert.ok(!log.some((l) => l.startsWith('maglev.') || l.startsWith('services.')), log.join(', '));
+  assert.deepEqual(fw.listServices().map((l) => l.reals.length), [2]);
+  assert.deepEqual(new Set(tableOf(1)), new Set([1, 2]));
+  // nothing was lost: the next service gets id 2 and the next new real id 3
+  const { serviceId, realIds } = fw.setService({ ...svc, port: 82 }, [r(5)]);
+  assert.deepEqual([serviceId, [...realIds.values()]], [2, [3]]);
+});
+
 test('a drained real (weight 0) stays active with its id, is flagged drained in place, and has no slots', () => {
   const { fw, tableOf, real } = rig();
   fw.setService(svc, [r(1), r(2)]);

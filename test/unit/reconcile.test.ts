@@ -7,7 +7,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { XDP_CAPABILITIES } from '../../src/datapath/driver.ts';
+import { XDP_CAPABILITIES, serviceKey, type DatapathReal, type DatapathService } from '../../src/datapath/driver.ts';
 import { FakeDriver } from '../../src/datapath/fake-driver.ts';
 import type { HealthEvent } from '../../src/health/types.ts';
 import { INITIAL_STATE, Reconciler, plan, type Ownership } from '../../src/model/reconcile.ts';
@@ -334,5 +334,45 @@ describe('the applier', () => {
     const again = plan(input, a.state);
     assert.deepEqual(again.ops, []);
     assert.equal(a.state.applied.size, 1);
+  });
+});
+
+describe('batching', () => {
+  /** a fake driver that also takes a plan's sets as one batch (the XDP driver's setServices) */
+  class BatchDriver extends FakeDriver {
+    readonly batches: string[][] = [];
+    failBatch = false;
+    async setServices(list: readonly { service: DatapathService; reals: readonly DatapathReal[] }[]): Promise<void> {
+      this.batches.push(list.map((l) => serviceKey(l.service)));
+      if (this.failBatch) throw new Error('batch refused');
+      for (const { service, reals } of list) await this.setService(service, reals);
+    }
+  }
+  const services = () => resolved(vs('198.18.0.10', 80, three()), vs('198.18.0.11', 80, three()), vs('198.18.0.12', 80, three()));
+
+  test('a plan\'s sets go to the driver as one batch, after its removals', async () => {
+    const driver = new BatchDriver();
+    const rec = new Reconciler({ driver });
+    await rec.setServices(services());
+    assert.deepEqual(driver.batches, [['tcp:198.18.0.10:80', 'tcp:198.18.0.11:80', 'tcp:198.18.0.12:80']]);
+    assert.equal(driver.held.size, 3);
+    // a reload that removes one service and changes two: the removal first, then one batch
+    await rec.setServices(resolved(vs('198.18.0.10', 80, three({ weight: 2 })), vs('198.18.0.11', 80, three({ weight: 2 }))));
+    assert.deepEqual(driver.calls.slice(3).map((c) => `${c.op} ${c.key}`), ['remove tcp:198.18.0.12:80', 'set tcp:198.18.0.10:80', 'set tcp:198.18.0.11:80']);
+    assert.deepEqual(driver.batches[1], ['tcp:198.18.0.10:80', 'tcp:198.18.0.11:80']);
+    assert.equal(rec.failures, 0);
+  });
+
+  test('a failed batch is applied one by one again: each service\'s failure is its own', async () => {
+    const driver = new BatchDriver();
+    driver.failBatch = true;
+    driver.failures.set('tcp:198.18.0.11:80', new Error('kernel said no'));
+    const logs: string[] = [];
+    const rec = new Reconciler({ driver, log: (l) => logs.push(l) });
+    await rec.setServices(services());
+    assert.equal(driver.batches.length, 1);
+    assert.deepEqual([...driver.held.keys()], ['tcp:198.18.0.10:80', 'tcp:198.18.0.12:80']);
+    assert.equal(rec.failures, 1);
+    assert.ok(logs.some((l) => l.includes('set tcp:198.18.0.11:80 failed: kernel said no')), logs.join('\n'));
   });
 });

@@ -398,6 +398,19 @@ interface RealState {
   drained: boolean;
 }
 
+/** A service whose reals and new table are written, before its table is swapped in. */
+interface Staged {
+  key: string;
+  spec: ServiceSpec;
+  svc: ServiceState;
+  /** the service was there before (else its id and VIP filter bit are new) */
+  existing: boolean;
+  newReals: Map<string, RealState>;
+  retired: RealState[];
+  natTouched: boolean;
+  table: MapLike & { readonly fd: number };
+}
+
 interface ServiceState {
   id: number;
   spec: ServiceSpec;
@@ -687,6 +700,78 @@ export class XdpForwarder {
    * their connections); the new Maglev table replaces the old one in a single map update.
    */
   setService(spec: ServiceSpec, reals: readonly RealSpec[]): { serviceId: number; realIds: Map<string, number> } {
+    return this.setServices([{ spec, reals }])[0]!;
+  }
+
+  /**
+   * setService for several services at once, as one would one after the other, but their new
+   * tables are swapped in by one batch update of the outer map: the kernel waits once, not once
+   * per service, for the programs to be done with the old tables (a full apply of 1,000
+   * services). Every service's reals and table are written first (a failure there leaves every
+   * service as it was), then the tables are swapped, then each service is finished (its entry,
+   * its removed reals deactivated). A failure after the swap started leaves the services before
+   * it set and the others as they were, and is thrown after the others are done.
+   */
+  setServices(list: readonly { spec: ServiceSpec; reals: readonly RealSpec[] }[]): { serviceId: number; realIds: Map<string, number> }[] {
+    const keys = new Set<string>();
+    for (const { spec } of list) {
+      const key = serviceKey(spec);
+      if (keys.has(key)) throw new Error(`service ${key} is listed twice`);
+      keys.add(key);
+    }
+    const staged: Staged[] = [];
+    try {
+      try {
+        for (const { spec, reals } of list) staged.push(this.stage(spec, reals));
+      } catch (err) {
+        for (const st of staged.reverse()) this.unstage(st);
+        throw err;
+      }
+      const swap = this.swapTables(staged);
+      let failure = swap.error;
+      const results: { serviceId: number; realIds: Map<string, number> }[] = [];
+      staged.forEach((st, i) => {
+        if (i >= swap.swapped) return this.unstage(st);
+        try {
+          this.finish(st);
+          results.push({ serviceId: st.svc.id, realIds: new Map([...st.newReals].map(([a, r]) => [a, r.id])) });
+        } catch (err) {
+          failure ??= err;
+          this.unstage(st);
+        }
+      });
+      if (failure !== undefined) throw failure;
+      return results;
+    } finally {
+      for (const st of staged) st.table.close(); // the outer map holds its own reference
+    }
+  }
+
+  /**
+   * Swap the staged tables into the outer map (one update for one, else one batch): how many
+   * were swapped, in order (all of them unless a swap failed, with its error).
+   */
+  private swapTables(staged: readonly Staged[]): { swapped: number; error?: unknown } {
+    if (staged.length > 1) {
+      try {
+        this.maps.maglev.updateBatch(staged.map((st) => u32(st.svc.id)), staged.map((st) => u32(st.table.fd)));
+        return { swapped: staged.length };
+      } catch {
+        // one by one below: the services before the one that fails are swapped, the rest not
+      }
+    }
+    for (let i = 0; i < staged.length; i++) {
+      try {
+        this.maps.maglev.update(u32(staged[i]!.svc.id), u32(staged[i]!.table.fd));
+      } catch (error) {
+        return { swapped: i, error };
+      }
+    }
+    return { swapped: staged.length };
+  }
+
+  /** Check a service and its reals, write the reals and fill its new table (not swapped in). */
+  private stage(spec: ServiceSpec, reals: readonly RealSpec[]): Staged {
     const family = checkService(spec);
     for (const f of [4, 6] as const) {
       const src = f === 4 ? this.config.natSrc4 : this.config.natSrc6;
@@ -725,6 +810,7 @@ export class XdpForwarder {
     const newReals = new Map<string, RealState>();
     const retired: RealState[] = [];
     const fresh: { key: Buffer; value: Buffer; meta: Buffer }[] = [];
+    const st: Staged = { key, spec, svc, existing: existing !== undefined, newReals, retired, natTouched, table: undefined! };
     try {
       // 1. real entries: reuse an id only when its entry is byte-identical (the drained flag
       //    aside, which is rewritten in place when it changes)
@@ -752,31 +838,41 @@ export class XdpForwarder {
       for (const [addr, old] of svc.reals) {
         if (newReals.get(addr)?.id !== old.id) retired.push(old);
       }
-      for (const old of svc.leftovers ?? []) if (![...newReals.values()].some((r) => r.id === old.id)) retired.push(old);
-      // 2. the table, swapped in whole
-      this.installTable(svc.id, [...newReals.values()]);
-      // 3. the service entry (first time, or flags changed) and its address marker
-      this.maps.services.update(vipKey(spec.address, spec.port, PROTO_NUMBER[spec.protocol]), serviceEntry(svc.id, spec));
-      this.maps.services.update(vipKey(spec.address, 0, 0), encode(XlbService, { id: 0, flags: 0 }));
+      if (svc.leftovers) {
+        const kept = new Set([...newReals.values()].map((r) => r.id));
+        for (const old of svc.leftovers) if (!kept.has(old.id)) retired.push(old);
+      }
+      // 2. the table, filled whole (swapped in by setServices)
+      st.table = this.fillTable(svc.id, [...newReals.values()]);
     } catch (err) {
-      // give back the ids this call took; the old state stays as it was
-      for (const r of newReals.values()) {
-        if (svc.reals.get(r.spec.address)?.id !== r.id) this.realIds.give(r.id);
-      }
-      if (!existing) {
-        this.serviceIds.give(svc.id);
-        this.writeVipFilter();
-      }
+      this.unstage(st);
       throw err;
     }
-    // 4. deactivate what is no longer used
-    for (const r of retired) this.retireReal(r);
+    return st;
+  }
+
+  /** Undo a stage that was not swapped in: give back the ids it took; the old state stays. */
+  private unstage(st: Staged): void {
+    for (const r of st.newReals.values()) {
+      if (st.svc.reals.get(r.spec.address)?.id !== r.id) this.realIds.give(r.id);
+    }
+    if (!st.existing) {
+      this.serviceIds.give(st.svc.id);
+      this.writeVipFilter();
+    }
+  }
+
+  /** After the swap: 3. the service entry and its address marker, 4. removed reals deactivated. */
+  private finish(st: Staged): void {
+    const { spec, svc } = st;
+    this.maps.services.update(vipKey(spec.address, spec.port, PROTO_NUMBER[spec.protocol]), serviceEntry(svc.id, spec));
+    this.maps.services.update(vipKey(spec.address, 0, 0), encode(XlbService, { id: 0, flags: 0 }));
+    for (const r of st.retired) this.retireReal(r);
     svc.spec = spec;
-    svc.reals = newReals;
+    svc.reals = st.newReals;
     delete svc.leftovers;
-    this.services.set(key, svc);
-    if (natTouched) this.updateNatState();
-    return { serviceId: svc.id, realIds: new Map([...newReals].map(([a, r]) => [a, r.id])) };
+    this.services.set(st.key, svc);
+    if (st.natTouched) this.updateNatState();
   }
 
   removeService(spec: ServiceSpec): boolean {
@@ -828,6 +924,11 @@ export class XdpForwarder {
   listServices(): ServiceListing[] {
     return [...this.services.values()].sort((a, b) => a.id - b.id)
       .map((s) => ({ service: { ...s.spec }, reals: [...s.reals.values()].sort((a, b) => a.id - b.id).map((r) => ({ ...r.spec })) }));
+  }
+
+  /** Whether the service is programmed. */
+  hasService(spec: ServiceSpec): boolean {
+    return this.services.has(serviceKey(spec));
   }
 
   /** The addresses of a service's reals, as last set. */
@@ -934,7 +1035,8 @@ export class XdpForwarder {
     this.parts.program?.close();
   }
 
-  private installTable(serviceId: number, reals: readonly RealState[]): void {
+  /** A new table map for the service, filled with its reals' Maglev table (not swapped in). */
+  private fillTable(serviceId: number, reals: readonly RealState[]): MapLike & { readonly fd: number } {
     const table = buildMaglevTable(
       reals.map((r) => ({ key: r.spec.address, id: r.id, weight: r.spec.weight })),
       this.maglevSize,
@@ -943,10 +1045,11 @@ export class XdpForwarder {
     try {
       // no program sees the new map before the swap: filled by one copy (mmap), not per slot
       inner.writeAll(Buffer.from(table.buffer, table.byteOffset, table.byteLength));
-      this.maps.maglev.update(u32(serviceId), u32(inner.fd));
-    } finally {
-      inner.close(); // the outer map holds its own reference
+    } catch (err) {
+      inner.close();
+      throw err;
     }
+    return inner;
   }
 
   private writeRealMeta(id: number, serviceId: number, weight: number): void {
