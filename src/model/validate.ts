@@ -197,6 +197,8 @@ export function resolveServices(config: ServiceConfig, caps: DriverCapabilities)
     // reals
     const serviceKind = vs.lb_kind ?? 'NAT';
     const serviceDefaults: CheckerDefaults = pickDefaults(vs);
+    // the reals without defaults of their own (most) share one object: 100,000 reals, 2 objects less each
+    const sharedDefaults = { real: NO_DEFAULTS, service: serviceDefaults };
     const resolveReal = (r: RealServer | undefined, what: string, sorry?: VirtualServer['sorry_server']): ResolvedReal | undefined => {
       const pos = r?.pos ?? sorry!.pos;
       const address = r?.address ?? sorry!.address;
@@ -235,7 +237,7 @@ export function resolveServices(config: ServiceConfig, caps: DriverCapabilities)
         alpha: r ? r.alpha ?? vs.alpha ?? false : false,
         ...(r?.notify_up ? { notifyUp: r.notify_up } : {}), ...(r?.notify_down ? { notifyDown: r.notify_down } : {}),
         checkers: r?.checkers ?? [],
-        checkerDefaults: { real: r ? pickDefaults(r) : {}, service: serviceDefaults },
+        checkerDefaults: realDefaults(r, sharedDefaults),
       };
     };
     const reals: ResolvedReal[] = [];
@@ -292,9 +294,18 @@ function fwmarkRefusal(what: string): string {
     'give the service by address and port (virtual_server ADDRESS PORT, or a virtual_server_group of addresses)';
 }
 
+const DEFAULT_KEYS = ['delay_loop', 'connect_timeout', 'retry', 'delay_before_retry', 'warmup'] as const;
 const pickDefaults = (o: CheckerDefaults): CheckerDefaults => Object.fromEntries(
-  (['delay_loop', 'connect_timeout', 'retry', 'delay_before_retry', 'warmup'] as const).filter((k) => o[k] !== undefined).map((k) => [k, o[k]]),
+  DEFAULT_KEYS.filter((k) => o[k] !== undefined).map((k) => [k, o[k]]),
 );
+/** No checker defaults (frozen: shared by every real without its own). */
+const NO_DEFAULTS: CheckerDefaults = Object.freeze({});
+
+/** A real's checker defaults: `shared` (its service's, none of its own) unless it has some. */
+function realDefaults(r: RealServer | undefined, shared: ResolvedReal['checkerDefaults']): ResolvedReal['checkerDefaults'] {
+  if (!r || DEFAULT_KEYS.every((k) => r[k] === undefined)) return shared;
+  return { real: pickDefaults(r), service: shared.service };
+}
 
 /** A group's `first-last` range (the last octet, or for IPv6 the last group) expanded; a string says what is wrong. */
 export function expandRange(first: string, end: number | undefined): string[] | string {

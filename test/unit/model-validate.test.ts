@@ -54,6 +54,15 @@ describe('defaults and inheritance', () => {
     assert.deepEqual(a!.checkerDefaults.service, { delay_loop: 3 });
     assert.equal(a!.port, 0, 'a DR real takes the service\'s port (0 in the datapath)');
   });
+
+  test('checker defaults: a real\'s own before its service\'s; the reals without their own share one object', () => {
+    const v = vs('198.18.0.10', 80, [rs('198.18.1.1', 80), rs('198.18.1.2', 80), rs('198.18.1.3', 80, { retry: 7 })], { delay_loop: 3 });
+    const [a, b, c] = resolve([v]).services[0]!.reals;
+    assert.deepEqual(a!.checkerDefaults, { real: {}, service: { delay_loop: 3 } });
+    assert.equal(a!.checkerDefaults, b!.checkerDefaults, 'shared (100,000 reals: two objects less each)');
+    assert.ok(Object.isFrozen(a!.checkerDefaults.real));
+    assert.deepEqual(c!.checkerDefaults, { real: { retry: 7 }, service: { delay_loop: 3 } });
+  });
 });
 
 describe('what the XDP datapath cannot do: errors at their positions', () => {
