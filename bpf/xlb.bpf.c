@@ -13,6 +13,7 @@
  *   vip_filter     ARRAY  bitmap of the VIP addresses (xlb_abi.h)        (here)
  *   reals          ARRAY  __u32 real id -> struct xlb_real               (here)
  *   config         ARRAY  1 entry, struct xlb_config                     (here)
+ *   ifaces         ARRAY  ifindex & (size-1) -> struct xlb_iface (our MAC) (here)
  *   meta, real_meta   ARRAY  the control plane's own state, never read here (here)
  *   maglev_tables  ARRAY_OF_MAPS, service id -> ARRAY slot -> real id    (lib/maglev.h)
  *   conntrack4     LRU_HASH per-CPU lists, xlb_flow_key4 -> xlb_flow     (lib/ct.h)
@@ -78,6 +79,13 @@
  *     transport checksum when the quote holds it, ICMP), then sent as a reply
  *     is (xlb_nat_icmp_reply; NAT_ICMP). Not an entry's, or not parsable: not
  *     ours, PASS_NON_SERVICE.
+ * 3c. A VIP, but the frame is unicast to another host's MAC (a switch
+ *     flooded it: its MAC table lost the VRRP master's port, say): passed
+ *     unchanged (PASS_OTHER_HOST), and the kernel drops it as PACKET_OTHERHOST,
+ *     as it would for IPVS. Else a backup would balance it too (duplicates at
+ *     the reals, and a backup serving before it is master). Only where the
+ *     ingress interface's MAC is known (the ifaces map, written when the
+ *     control plane attaches); one inlined array lookup, on the VIP path only.
  *  4. By protocol, for a VIP address:
  *     - TCP/UDP, not a fragment: the service {daddr, dport, proto}, else the
  *       all-ports service {daddr, 0, proto}; neither: PASS_NON_SERVICE.
@@ -292,6 +300,38 @@ struct {
 	__type(key, __u32);
 	__type(value, struct xlb_config);
 } config SEC(".maps");
+
+/*
+ * ifaces: the MAC of each interface the program is attached to (xlb_abi.h),
+ * written by the control plane when it attaches, cleared when it detaches.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, XLB_IFACES_SIZE);
+	__type(key, __u32);
+	__type(value, struct xlb_iface);
+} ifaces SEC(".maps");
+
+/* Is this frame unicast to another host's MAC, on an interface whose MAC we
+ * know? (The kernel's PACKET_OTHERHOST; a group address, bit 0 of the first
+ * byte, is never.) One inlined array lookup. */
+static __always_inline int xlb_other_host(struct xdp_md *ctx, const struct ethhdr *eth)
+{
+	__u32 idx = ctx->ingress_ifindex & (XLB_IFACES_SIZE - 1);
+	struct xlb_iface *ifc = bpf_map_lookup_elem(&ifaces, &idx);
+
+	__u32 d4, m4;
+	__u16 d2, m2;
+
+	if (!ifc || ifc->ifindex != ctx->ingress_ifindex || (eth->h_dest[0] & 1))
+		return 0;
+	/* (clang has no inline memcmp for BPF) */
+	__builtin_memcpy(&d4, eth->h_dest, 4);
+	__builtin_memcpy(&d2, eth->h_dest + 4, 2);
+	__builtin_memcpy(&m4, ifc->mac, 4);
+	__builtin_memcpy(&m2, ifc->mac + 4, 2);
+	return d4 != m4 || d2 != m2;
+}
 
 /*
  * The control plane's own state (xlb_abi.h: meta, real_meta): never read by
@@ -1137,6 +1177,10 @@ static __always_inline int xlb_handle(struct xdp_md *ctx, __u32 *cnt)
 		}
 		return xlb_verdict(cnt, XLB_CNT_PASS_NON_SERVICE, XDP_PASS);
 	}
+	/* 3c. for a VIP, but flooded to us (unicast to another MAC): not ours to
+	 * balance; the kernel drops it (PACKET_OTHERHOST) */
+	if (xlb_other_host(ctx, data))
+		return xlb_verdict(cnt, XLB_CNT_PASS_OTHER_HOST, XDP_PASS);
 	__builtin_memset(&p.key, 0, sizeof(p.key));
 	p.all_ports = 0;
 	p.syn_only = 0;

@@ -72,6 +72,22 @@ struct xlb_service {
  * x86), b = (x ^ (x >> 16)) & 0xffff; bit (b & 63) of word (b >> 6). */
 #define XLB_VIP_FILTER_WORDS 1024
 
+/* ifaces: ARRAY of XLB_IFACES_SIZE struct xlb_iface (a power of two), the
+ * MAC of each interface the program is attached to, at index
+ * ifindex & (XLB_IFACES_SIZE - 1). A frame for a VIP that comes in on an
+ * interface whose entry is there (entry.ifindex == the ingress ifindex) and
+ * is unicast to another MAC is not balanced (PASS_OTHER_HOST): it was
+ * flooded to us, and the kernel drops it as PACKET_OTHERHOST. No entry (or
+ * another interface's, same index): no such check. The control plane writes
+ * the entry when it attaches, clears it when it detaches. */
+#define XLB_IFACES_SIZE 256
+
+struct xlb_iface {
+	__u32 ifindex;   /* the interface the entry is for; 0 = none */
+	__u8  mac[6];    /* its MAC */
+	__u8  pad[2];
+};
+
 /* ---- real server, indexed by real id (one id per service x real) ---- */
 #define XLB_REAL_F_ACTIVE  (1U << 0) /* entry in use; cleared when the real is removed */
 #define XLB_REAL_F_DRAINED (1U << 1) /* weight 0: keeps its connections, but a persistence
@@ -220,6 +236,7 @@ enum xlb_counter {
 	XLB_CNT_NAT_ICMP,            /* an ICMP error about a NAT flow translated (either direction) */
 	XLB_CNT_PERSIST_HIT,         /* a new flow of a persistent service sent to its client's template real */
 	XLB_CNT_PERSIST_NEW,         /* a template written: none, expired, or its real gone or drained */
+	XLB_CNT_PASS_OTHER_HOST,     /* [verdict] for a VIP, but unicast to another MAC (flooded): the kernel drops it */
 	XLB_CNT_MAX,
 };
 

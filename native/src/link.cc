@@ -1,10 +1,18 @@
 // Attaching programs to interfaces (in the caller's network namespace): XDP over netlink
 // (bpf_xdp_attach / bpf_xdp_detach / bpf_xdp_query) and TC on a clsact qdisc
 // (bpf_tc_hook_create, which may find the qdisc there already, then bpf_tc_attach / _detach / _query).
+// Also an interface's Ethernet address (SIOCGIFNAME, SIOCGIFHWADDR), synchronously, for what the
+// XDP forwarder needs to know of the interfaces it is attached to.
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <net/if.h>
+#include <net/if_arp.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <string>
 
 #include "addon.h"
@@ -54,6 +62,28 @@ Napi::Value XdpQuery(const Napi::CallbackInfo& info) {
   o.Set("drvProgId", Napi::Number::New(env, opts.drv_prog_id));
   o.Set("hwProgId", Napi::Number::New(env, opts.hw_prog_id));
   return o;
+}
+
+// ifHwAddr(ifindex) -> Buffer of 6 bytes, or null when the interface is not Ethernet (ARPHRD_ETHER)
+Napi::Value IfHwAddr(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int ifindex = ArgFd(info, 0, "ioctl");
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) ThrowErrno(env, errno, "socket", "for " + If(ifindex));
+  ifreq ifr;
+  std::memset(&ifr, 0, sizeof(ifr));
+  ifr.ifr_ifindex = ifindex;
+  const char* step = "SIOCGIFNAME";
+  int ret = ioctl(fd, SIOCGIFNAME, &ifr);
+  if (ret == 0) {
+    step = "SIOCGIFHWADDR";
+    ret = ioctl(fd, SIOCGIFHWADDR, &ifr);
+  }
+  int err = errno;
+  close(fd);
+  if (ret != 0) ThrowErrno(env, err, "ioctl", std::string(step) + ", " + If(ifindex));
+  if (ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER) return env.Null();
+  return Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t*>(ifr.ifr_hwaddr.sa_data), 6);
 }
 
 bpf_tc_hook Hook(const Napi::CallbackInfo& info, const char* sc) {
@@ -133,6 +163,7 @@ void InitLink(Napi::Env env, Napi::Object exports) {
   exports.Set("xdpAttach", Napi::Function::New<XdpAttach>(env, "xdpAttach"));
   exports.Set("xdpDetach", Napi::Function::New<XdpDetach>(env, "xdpDetach"));
   exports.Set("xdpQuery", Napi::Function::New<XdpQuery>(env, "xdpQuery"));
+  exports.Set("ifHwAddr", Napi::Function::New<IfHwAddr>(env, "ifHwAddr"));
   exports.Set("tcAttach", Napi::Function::New<TcAttach>(env, "tcAttach"));
   exports.Set("tcDetach", Napi::Function::New<TcDetach>(env, "tcDetach"));
   exports.Set("tcQuery", Napi::Function::New<TcQuery>(env, "tcQuery"));

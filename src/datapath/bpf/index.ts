@@ -1007,6 +1007,11 @@ export function xdpQuery(ifindex: number): XdpQueryResult {
   return native().xdpQuery(checkIfindex(ifindex, 'bpf_xdp_query'));
 }
 
+/** The Ethernet address of an interface of this thread's network namespace (6 bytes), null when it is no Ethernet interface (lo, tun); ENODEV when there is no such interface. */
+export function ifHwAddr(ifindex: number): Buffer | null {
+  return native().ifHwAddr(checkIfindex(ifindex, 'ioctl'));
+}
+
 export type TcDirection = 'ingress' | 'egress';
 
 export interface TcWhere {

@@ -237,6 +237,8 @@ export interface NativeAddon {
   xdpDetach(ifindex: number, flags: number): void;
   /** prog id attached in each mode (0 = none) and the mode libbpf reports (XDP_ATTACHED_*). */
   xdpQuery(ifindex: number): { mode: number; progId: number; skbProgId: number; drvProgId: number; hwProgId: number };
+  /** The interface's Ethernet address (6 bytes), null when it is no Ethernet interface. Errors: 'socket', 'ioctl' (ENODEV: no such ifindex). */
+  ifHwAddr(ifindex: number): Buffer | null;
 
   /** TC on a clsact qdisc (created if missing). */
   tcAttach(ifindex: number, direction: 'ingress' | 'egress', progFd: number, handle: number, priority: number): void;

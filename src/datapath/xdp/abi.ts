@@ -92,6 +92,7 @@ export const XLB_COUNTERS = [
   'XLB_CNT_NAT_ICMP',
   'XLB_CNT_PERSIST_HIT',
   'XLB_CNT_PERSIST_NEW',
+  'XLB_CNT_PASS_OTHER_HOST',
 ] as const;
 export const XLB_CNT_MAX = XLB_COUNTERS.length;
 /** The counters tagged [verdict] in xlb_abi.h: every packet counts exactly one of them, and
@@ -99,7 +100,7 @@ export const XLB_CNT_MAX = XLB_COUNTERS.length;
 export const XLB_VERDICT_COUNTERS: readonly (typeof XLB_COUNTERS)[number][] = [
   'XLB_CNT_PASS_NON_IP', 'XLB_CNT_PASS_NON_SERVICE', 'XLB_CNT_PASS_LOCAL', 'XLB_CNT_DROP_TRUNCATED',
   'XLB_CNT_DROP_MALFORMED', 'XLB_CNT_DROP_NO_REAL', 'XLB_CNT_DROP_FRAGMENT', 'XLB_CNT_DROP_ENCAP', 'XLB_CNT_TX',
-  'XLB_CNT_REDIRECT', 'XLB_CNT_DROP_NAT', 'XLB_CNT_DROP_NAT_NO_PORT',
+  'XLB_CNT_REDIRECT', 'XLB_CNT_DROP_NAT', 'XLB_CNT_DROP_NAT_NO_PORT', 'XLB_CNT_PASS_OTHER_HOST',
 ];
 
 // ---- flags ----
@@ -113,6 +114,9 @@ export const XLB_CFG_F_NAT = 1 << 0;
 
 // ---- the vip_filter bitmap: the bit of an address, xlb_abi.h ----
 export const XLB_VIP_FILTER_WORDS = 1024;
+
+// ---- the ifaces map: an interface's entry at index ifindex & (XLB_IFACES_SIZE - 1) ----
+export const XLB_IFACES_SIZE = 256;
 
 // ---- the nat_ports bitmap: port p is bit (p & 63) of word (p >> 6) ----
 export const XLB_NAT_PORT_WORDS = 1024;
@@ -144,6 +148,7 @@ export const XlbNat = defineStruct('xlb_nat', [
 ]);
 export const XlbPersistKey = defineStruct('xlb_persist_key', [u32('service_id'), u8('family'), bytes('pad', 3), bytes('addr', 16)]);
 export const XlbPersist = defineStruct('xlb_persist', [u64('last'), u32('real_id'), bytes('pad', 4)]);
+export const XlbIface = defineStruct('xlb_iface', [u32('ifindex'), bytes('mac', 6), bytes('pad', 2)]);
 export const XlbStats = defineStruct('xlb_stats', [u64('packets'), u64('bytes'), u64('conns')]);
 export const XlbConfig = defineStruct('xlb_config', [
   bytes('tun_src4', 4), bytes('tun_src6', 16), u8('tun_src4_bits'), u8('tun_src6_bits'), u8('tun_ttl'), u8('pad'),
@@ -156,7 +161,7 @@ export const XlbMeta = defineStruct('xlb_meta', [u32('abi_version'), u32('maglev
 export const XlbRealMeta = defineStruct('xlb_real_meta', [u32('service_id'), u32('weight')]);
 
 export const ABI_STRUCTS: readonly StructLayout[] = [
-  XlbVipKey, XlbService, XlbReal, XlbFlowKey, XlbFlowKey4, XlbFlow, XlbNat, XlbPersistKey, XlbPersist, XlbStats, XlbConfig,
+  XlbVipKey, XlbService, XlbReal, XlbFlowKey, XlbFlowKey4, XlbFlow, XlbNat, XlbPersistKey, XlbPersist, XlbIface, XlbStats, XlbConfig,
   XlbMeta, XlbRealMeta,
 ];
 

@@ -78,14 +78,14 @@ import {
   XLB_CFG_F_NAT, XLB_COUNTERS, XLB_CT_SIZE_DEFAULT, XLB_MAGLEV_SIZE_DEFAULT, XLB_MAX_REALS, XLB_MAX_SERVICES,
   XLB_NAT_F_CLOSING, XLB_NAT_F_FULL, XLB_NAT_PORT_WORDS, XLB_NAT_SIZE_DEFAULT, XLB_PERSIST_SIZE_DEFAULT, XLB_REAL_F_ACTIVE,
   XLB_REAL_F_DRAINED, XLB_SVC_F_HASH_SRC_ONLY, XLB_SVC_F_OPS, XLB_VERDICT_COUNTERS, XLB_VIP_FILTER_WORDS,
-  XLB_ABI_VERSION, XlbConfig, XlbFlowKey, XlbMeta, XlbMethod, XlbNat, XlbPersist, XlbPersistKey, XlbReal, XlbRealMeta,
+  XLB_ABI_VERSION, XLB_IFACES_SIZE, XlbConfig, XlbFlowKey, XlbIface, XlbMeta, XlbMethod, XlbNat, XlbPersist, XlbPersistKey, XlbReal, XlbRealMeta,
   XlbService, XlbStats, XlbVipKey, abiLayoutHash, decode, encode,
 } from './abi.ts';
 import { buildMaglevTable, isPrime } from './maglev.ts';
 import { addrBytes, addrText, familyOf, macBytes, macText, portField, type Family } from './net.ts';
 import {
   BPFFS, BPF_F_MMAPABLE, BPF_MAP_TYPE_ARRAY, BPF_PROG_TYPE_XDP, BpfMap, BpfProgram, XDP_FLAGS_UPDATE_IF_NOEXIST, XLB_PIN_ROOT, bpfError,
-  bpfObjectPath, isBpfError, openObject, removeEmptyDirs, removePinDir, requireBpffs, xdpAttach, xdpDetach, xdpQuery, xdpTestContext,
+  bpfObjectPath, ifHwAddr, isBpfError, openObject, removeEmptyDirs, removePinDir, requireBpffs, xdpAttach, xdpDetach, xdpQuery, xdpTestContext,
   type BpfObject, type MapLike,
 } from '../bpf/index.ts';
 import { MODE_FLAG, XDP_MODES, attachedMode, type XdpMode } from './decap.ts';
@@ -230,7 +230,7 @@ const INCOMPATIBLE = 'XLB_PINS_INCOMPATIBLE';
 const MAP_NAMES = {
   services: 'services', maglev: 'maglev_tables', reals: 'reals', conntrack4: 'conntrack4', conntrack: 'conntrack',
   nat: 'nat', natPorts: 'nat_ports', persist: 'persist', serviceStats: 'service_stats', realStats: 'real_stats',
-  globalStats: 'global_stats', config: 'config', vipFilter: 'vip_filter', meta: 'meta', realMeta: 'real_meta',
+  globalStats: 'global_stats', config: 'config', vipFilter: 'vip_filter', ifaces: 'ifaces', meta: 'meta', realMeta: 'real_meta',
 } as const;
 type MapRole = keyof typeof MAP_NAMES;
 
@@ -459,6 +459,8 @@ export interface ForwarderMaps {
   persist: MapLike; serviceStats: MapLike; realStats: MapLike; globalStats: MapLike; config: MapLike;
   /** the bitmap of VIP addresses; absent with fake maps that stand for no program (unit tests) */
   vipFilter?: MapLike;
+  /** the MACs of the interfaces the program is attached to (xlb_abi.h); absent as vipFilter may be */
+  ifaces?: MapLike;
   /** the control plane's own state (xlb_abi.h): the instance's identity, each real's service and weight */
   meta: MapLike; realMeta: MapLike;
 }
@@ -610,7 +612,8 @@ export class XdpForwarder {
    * attachment stays when this process exits, until detach(), destroy() or the interface goes.
    * Already attached there in this mode: nothing to do (an adopted forwarder finds itself
    * attached). Refused: another XDP program on the interface (EBUSY), this one in the other mode
-   * (EEXIST).
+   * (EEXIST). The interface's MAC is written to the ifaces map first (also when attached already:
+   * it may have changed), so that frames for a VIP unicast to another MAC are not balanced.
    */
   attach(ifindex: number, mode: XdpMode = 'native'): void {
     const sc = 'bpf_xdp_attach';
@@ -618,19 +621,49 @@ export class XdpForwarder {
     const id = this.program.info().id;
     const q = xdpQuery(ifindex);
     const now = attachedMode(ifindex, id);
-    if (now === mode) return;
+    if (now === mode) {
+      this.noteInterface(ifindex, ifHwAddr(ifindex));
+      return;
+    }
     if (now !== null) throw bpfError('EEXIST', sc, `the forwarder is attached to ifindex ${ifindex} in ${now} mode: detach it first`);
     const other = q.drvProgId || q.skbProgId || q.hwProgId || q.progId;
     if (other) throw bpfError('EBUSY', sc, `ifindex ${ifindex} already has another XDP program (id ${other}): remove it first`);
-    xdpAttach(ifindex, this.program, MODE_FLAG[mode] | XDP_FLAGS_UPDATE_IF_NOEXIST);
+    this.noteInterface(ifindex, ifHwAddr(ifindex));
+    try {
+      xdpAttach(ifindex, this.program, MODE_FLAG[mode] | XDP_FLAGS_UPDATE_IF_NOEXIST);
+    } catch (err) {
+      this.forgetInterface(ifindex);
+      throw err;
+    }
   }
 
-  /** Detach the program from an interface; false when it was not attached there. */
+  /** Detach the program from an interface; false when it was not attached there. Its ifaces entry is cleared after. */
   detach(ifindex: number): boolean {
     const mode = attachedMode(ifindex, this.program.info().id);
     if (mode === null) return false;
     xdpDetach(ifindex, MODE_FLAG[mode]);
+    this.forgetInterface(ifindex);
     return true;
+  }
+
+  /**
+   * Write an interface's MAC to the ifaces map (what attach does), at index ifindex &
+   * (XLB_IFACES_SIZE - 1): the program then passes frames for a VIP that come in there unicast to
+   * another MAC (PASS_OTHER_HOST). An interface whose index another one's entry holds takes it
+   * over (the other one is then not checked). `mac` null (no Ethernet interface): its entry is
+   * cleared instead, no check.
+   */
+  noteInterface(ifindex: number, mac: Uint8Array | null): void {
+    if (!this.maps.ifaces) return;
+    if (mac === null) { this.forgetInterface(ifindex); return; }
+    this.maps.ifaces.update(u32(ifindex & (XLB_IFACES_SIZE - 1)), encode(XlbIface, { ifindex, mac }));
+  }
+
+  /** Clear an interface's ifaces entry (what detach does); another interface's at that index stays. */
+  forgetInterface(ifindex: number): void {
+    const key = u32(ifindex & (XLB_IFACES_SIZE - 1));
+    const entry = this.maps.ifaces?.lookup(key);
+    if (entry && entry.readUInt32LE(0) === ifindex) this.maps.ifaces!.update(key, Buffer.alloc(XlbIface.size));
   }
 
   /** The interfaces of this network namespace the program is attached to (over netlink). */
