@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { ADDON_PATH, BpfMap, XLB_PIN_ROOT, unpin } from '../../src/datapath/bpf/index.ts';
 import { XdpDriver } from '../../src/datapath/driver.ts';
 import { XdpForwarder, pinDirOf, type RealSpec, type ServiceSpec } from '../../src/datapath/xdp/forwarder.ts';
-import { XlbMeta, decode, encode } from '../../src/datapath/xdp/abi.ts';
+import { XLB_IFACES_SIZE, XlbIface, XlbMeta, decode, encode } from '../../src/datapath/xdp/abi.ts';
 import { XLB_OBJECT, requireCommand, requireFile, requireRoot } from '../lib/require.ts';
 import { destroyNamespaces, ip, onCleanup, randomPrefix } from '../../scripts/lab/netns.ts';
 import { inNetns } from '../../src/net/netns.ts';
@@ -54,7 +54,7 @@ test('pinned: created and pinned whole; a second open adopts the maps, reads bac
   try {
     assert.equal(fw1.adopted, false);
     assert.equal(fw1.pinDir, dir);
-    assert.deepEqual(readdirSync(dir).sort(), ['config', 'conntrack', 'conntrack4', 'global_stats', 'maglev_tables', 'meta', 'nat',
+    assert.deepEqual(readdirSync(dir).sort(), ['config', 'conntrack', 'conntrack4', 'global_stats', 'ifaces', 'maglev_tables', 'meta', 'nat',
       'nat_ports', 'persist', 'prog', 'real_meta', 'real_stats', 'reals', 'service_stats', 'services', 'vip_filter']);
     assert.ok(!existsSync(join(XLB_PIN_ROOT, 'staging', `${name}-${process.pid}`)), 'no staging directory left');
     fw1.setConfig({ natSrc4: '198.18.60.250', natTimeouts: { tcp: 600 } });
@@ -130,7 +130,7 @@ test('instance names and pin directories are checked', () => {
   assert.throws(() => XdpForwarder.open({ pinDir: '/tmp/xlb' }), /pinDir '\/tmp\/xlb' is not a directory under \/sys\/fs\/bpf/);
 });
 
-test('attach: by netlink, idempotent in its mode, refused over the other mode or another program; detach', () => {
+test('attach: by netlink, idempotent in its mode, refused over the other mode or another program; detach; the ifaces entry follows', () => {
   const name = instance();
   requireCommand('ip', 'iproute2');
   const prefix = randomPrefix('xlbpin');
@@ -145,14 +145,25 @@ test('attach: by netlink, idempotent in its mode, refused over the other mode or
     const ifindex = (JSON.parse(ip(['-j', 'link', 'show', 'va'], ns)) as { ifindex: number }[])[0]!.ifindex;
     const attachedId = () => (JSON.parse(ip(['-j', 'link', 'show', 'va'], ns)) as { xdp?: { prog?: { id: number } } }[])[0]?.xdp?.prog?.id;
     const progId = fw.program.info().id;
-    inNetns(ns, () => {
-      fw.attach(ifindex, 'generic');
-      fw.attach(ifindex, 'generic'); // already there: nothing to do (what an adopting process does)
-    });
-    assert.equal(attachedId(), progId);
-    assert.throws(() => inNetns(ns, () => fw.attach(ifindex, 'native')), (e: Error & { code?: string }) => e.code === 'EEXIST' && /in generic mode: detach it first/.test(e.message));
-    assert.equal(inNetns(ns, () => fw.detach(ifindex)), true);
-    assert.equal(attachedId(), undefined);
+    ip(['link', 'set', 'va', 'address', '02:00:00:00:00:9a'], ns);
+    const ifaces = BpfMap.fromPin(join(fw.pinDir!, 'ifaces'));
+    const key = Buffer.alloc(4);
+    key.writeUInt32LE(ifindex & (XLB_IFACES_SIZE - 1));
+    const entry = () => { const v = decode(XlbIface, ifaces.lookup(key)!); return [v.ifindex, (v.mac as Buffer).toString('hex')]; };
+    try {
+      inNetns(ns, () => fw.attach(ifindex, 'generic'));
+      assert.deepEqual(entry(), [ifindex, '02000000009a'], 'attach writes the interface\'s MAC');
+      ip(['link', 'set', 'va', 'address', '02:00:00:00:00:9b'], ns);
+      inNetns(ns, () => fw.attach(ifindex, 'generic')); // already there: nothing to do (what an adopting process does) but the entry
+      assert.deepEqual(entry(), [ifindex, '02000000009b'], 'attached already: the entry is written again');
+      assert.equal(attachedId(), progId);
+      assert.throws(() => inNetns(ns, () => fw.attach(ifindex, 'native')), (e: Error & { code?: string }) => e.code === 'EEXIST' && /in generic mode: detach it first/.test(e.message));
+      assert.equal(inNetns(ns, () => fw.detach(ifindex)), true);
+      assert.equal(attachedId(), undefined);
+      assert.deepEqual(entry(), [0, '000000000000'], 'detach clears the entry');
+    } finally {
+      ifaces.close();
+    }
     assert.equal(inNetns(ns, () => fw.detach(ifindex)), false, 'not attached: false');
     inNetns(ns, () => other.attach(ifindex, 'generic'));
     assert.throws(() => inNetns(ns, () => fw.attach(ifindex, 'generic')), (e: Error & { code?: string }) => e.code === 'EBUSY' && /another XDP program/.test(e.message));

@@ -11,7 +11,7 @@ import {
 import { XdpForwarder, type ForwarderMaps, type ForwarderParts, type RealSpec, type ServiceSpec } from '../../src/datapath/xdp/forwarder.ts';
 import {
   XLB_CFG_F_NAT, XLB_CNT_MAX, XLB_COUNTERS, XLB_NAT_F_CLOSING, XLB_NAT_F_FULL, XLB_NAT_PORT_WORDS, XLB_REAL_F_ACTIVE, XLB_REAL_F_DRAINED, XlbConfig, XlbFlow, XlbFlowKey, XlbFlowKey4, XlbNat, XlbPersist, XlbPersistKey, XlbReal,
-  XlbMeta, XlbRealMeta, XlbService, XlbStats, XlbVipKey, decode, encode,
+  XlbIface, XlbMeta, XlbRealMeta, XlbService, XlbStats, XlbVipKey, XLB_IFACES_SIZE, decode, encode,
 } from '../../src/datapath/xdp/abi.ts';
 import { addrBytes, macBytes, portField } from '../../src/datapath/xdp/net.ts';
 import { buildMaglevTable } from '../../src/datapath/xdp/maglev.ts';
@@ -51,6 +51,7 @@ function rig() {
     config: record('config', new FakeMap({ type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: XlbConfig.size, maxEntries: 1 })),
     meta: new FakeMap({ type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: XlbMeta.size, maxEntries: 1 }),
     realMeta: new FakeMap({ type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: XlbRealMeta.size, maxEntries: 64 }),
+    ifaces: new FakeMap({ type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: XlbIface.size, maxEntries: XLB_IFACES_SIZE }),
   };
   const tables = new Map<number, MapLike>();
   let nextFd = 1000;
@@ -264,6 +265,22 @@ const u32 = (n: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(n); retu
 const configOf = (maps: ForwarderMaps) => decode(XlbConfig, maps.config.lookup(u32(0))!);
 const nat = (n: number, port?: number): RealSpec => ({ ...r(n), method: 'nat', ...(port === undefined ? {} : { port }) });
 const fullnat = (n: number, port?: number): RealSpec => ({ ...r(n), method: 'fullnat', ...(port === undefined ? {} : { port }) });
+
+test('ifaces: an interface\'s MAC at ifindex & (size - 1), written by noteInterface (attach), cleared by forgetInterface (detach)', () => {
+  const { fw, maps } = rig();
+  const entry = (i: number) => { const v = decode(XlbIface, maps.ifaces!.lookup(u32(i))!); return [v.ifindex, (v.mac as Buffer).toString('hex')]; };
+  fw.noteInterface(3, macBytes('02:00:00:00:00:03'));
+  assert.deepEqual(entry(3), [3, '020000000003']);
+  fw.noteInterface(3 + XLB_IFACES_SIZE, macBytes('02:00:00:00:01:03')); // the same index: takes it over
+  assert.deepEqual(entry(3), [3 + XLB_IFACES_SIZE, '020000000103']);
+  fw.forgetInterface(3); // no longer its entry: left alone
+  assert.deepEqual(entry(3), [3 + XLB_IFACES_SIZE, '020000000103']);
+  fw.forgetInterface(3 + XLB_IFACES_SIZE);
+  assert.deepEqual(entry(3), [0, '000000000000']);
+  fw.noteInterface(7, macBytes('02:00:00:00:00:07'));
+  fw.noteInterface(7, null); // no Ethernet address (any more): no entry, no check
+  assert.deepEqual(entry(7), [0, '000000000000']);
+});
 
 test('config: absent fields take their defaults; NAT addresses, timeouts and the flag are encoded', () => {
   const { fw, maps } = rig();
