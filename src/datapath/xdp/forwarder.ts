@@ -57,7 +57,10 @@
  * detached when its last fd closes unless it were pinned too. So a killed daemon leaves the
  * program attached and forwarding with the maps as they were; health checks and VRRP stop until a
  * new daemon runs. attachments() finds where the program is attached by asking each interface of
- * the caller's network namespace, so nothing about attachments needs to be pinned.
+ * the caller's network namespace, so nothing about attachments needs to be pinned. attach() also
+ * writes the interface's MAC to the `ifaces` map (detach() clears it): the program then passes,
+ * rather than balances, a frame for a VIP unicast to another MAC (flooded by a switch), which the
+ * kernel drops as other-host; a MAC changed while attached is not followed until attach() again.
  *
  * Adoption reuses the pinned program as it is (it is not reloaded: no packet meets a program
  * swap), and the maps (services, reals, Maglev tables, connection tables, NAT state, persistence
