@@ -317,13 +317,13 @@ struct {
  * byte, is never.) One inlined array lookup. */
 static __always_inline int xlb_other_host(struct xdp_md *ctx, const struct ethhdr *eth)
 {
-	__u32 idx = ctx->ingress_ifindex & (XLB_IFACES_SIZE - 1);
+	__u32 ifindex = ctx->ingress_ifindex; /* once: three loads after the verifier's rewrite */
+	__u32 idx = ifindex & (XLB_IFACES_SIZE - 1);
 	struct xlb_iface *ifc = bpf_map_lookup_elem(&ifaces, &idx);
-
 	__u32 d4, m4;
 	__u16 d2, m2;
 
-	if (!ifc || ifc->ifindex != ctx->ingress_ifindex || (eth->h_dest[0] & 1))
+	if (!ifc || ifc->ifindex != ifindex || (eth->h_dest[0] & 1))
 		return 0;
 	/* (clang has no inline memcmp for BPF) */
 	__builtin_memcpy(&d4, eth->h_dest, 4);
