@@ -28,7 +28,7 @@
  * exits 1 after the teardown, so `make demo` is a smoke test of the whole stack too.
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
@@ -39,7 +39,7 @@ import { createLab, formatLab, type Lab, type LabHost, type LabLb } from './lab/
 import { ip, onCleanup, randomPrefix } from './lab/netns.ts';
 import { ControlClient } from '../src/cli/client.ts';
 import { defaultSocketPath } from '../src/daemon/control.ts';
-import { DaemonProcess, PIN_ROOT, waitServing, type LogLine } from '../test/netns/daemon-rig.ts';
+import { DaemonProcess, removeInstanceState, waitServing, type LogLine } from '../test/netns/daemon-rig.ts';
 import { requireLab } from '../test/lib/require.ts';
 
 const REPO = resolve(import.meta.dirname, '..');
@@ -194,10 +194,7 @@ async function main(): Promise<void> {
   let client: Agent | undefined;
   const nodes: Node[] = [];
   const removePins = () => {
-    for (const n of nodes) {
-      rmSync(join(PIN_ROOT, n.instance), { recursive: true, force: true });
-      rmSync(defaultSocketPath(n.instance), { force: true });
-    }
+    for (const n of nodes) removeInstanceState(n.instance);
   };
   const unregister = onCleanup(removePins);
   try {

@@ -47,10 +47,10 @@
  * names start with another's "<prefix>-").
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { bpfObjectPath } from '../../src/datapath/bpf/index.ts';
+import { bpfObjectPath, removePinDir, XLB_PIN_ROOT } from '../../src/datapath/bpf/index.ts';
 import { DECAP_PIN_ROOT, pinDir } from '../../src/datapath/xdp/decap.ts';
 import { destroyNamespaces, ip, listNamespaces, onCleanup, randomPrefix, sysctls } from './netns.ts';
 import { ECHO_PORT, HTTP_PORTS, HTTP_SERVERS, startRealServices, type HttpServerKind } from './services.ts';
@@ -171,12 +171,7 @@ export function destroyLab(prefix: string, pids: readonly number[] = []): void {
 
 /** Remove `xlb decap` pin directories, then their parents if that leaves them empty. */
 function removeDecapPins(dirs: readonly string[]): void {
-  const present = dirs.filter((d) => existsSync(d));
-  for (const d of present) rmSync(d, { recursive: true, force: true });
-  if (present.length === 0) return;
-  for (const d of [DECAP_PIN_ROOT, dirname(DECAP_PIN_ROOT)]) {
-    try { rmdirSync(d); } catch { return; } // not empty (someone else's pins) or gone
-  }
+  for (const d of dirs) if (existsSync(d)) removePinDir(d, [DECAP_PIN_ROOT, XLB_PIN_ROOT]);
 }
 
 /** The prefixes of the labs made by createLab that are still there (by their state directory). */

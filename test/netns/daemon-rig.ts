@@ -16,10 +16,18 @@ import { createLab, type Lab, type LabOptions } from '../../scripts/lab/lab.ts';
 import { onCleanup, randomPrefix } from '../../scripts/lab/netns.ts';
 import { ControlClient } from '../../src/cli/client.ts';
 import { defaultSocketPath } from '../../src/daemon/control.ts';
+import { removePinDir, XLB_PIN_ROOT } from '../../src/datapath/bpf/index.ts';
 import { REPO, requireLab } from '../lib/require.ts';
 
 export const XLB = resolve(REPO, 'bin/xlb');
-export const PIN_ROOT = '/sys/fs/bpf/xlb';
+export const PIN_ROOT = XLB_PIN_ROOT;
+
+/** What a daemon of `instance` may leave after a SIGKILL or --keep-datapath: its pins (and
+ *  /sys/fs/bpf/xlb when that leaves it empty) and its control socket. */
+export function removeInstanceState(instance: string): void {
+  removePinDir(join(PIN_ROOT, instance), [PIN_ROOT]);
+  rmSync(defaultSocketPath(instance), { force: true });
+}
 
 export interface LogLine {
   level: number;
@@ -113,10 +121,7 @@ export async function startDaemonRig(opts: LabOptions = {}): Promise<DaemonRig> 
   let client: Agent | undefined;
   const instances = lab.lbs.map((_, i) => (i === 0 ? lab.prefix : `${lab.prefix}-lb${i + 1}`));
   const removePins = () => {
-    for (const instance of instances) {
-      rmSync(join(PIN_ROOT, instance), { recursive: true, force: true });
-      rmSync(defaultSocketPath(instance), { force: true });
-    }
+    for (const instance of instances) removeInstanceState(instance);
   };
   const unregister = onCleanup(removePins);
   const close = async () => {
