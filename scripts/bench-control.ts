@@ -6,8 +6,8 @@
  *
  *   parse_ms         keepalived.conf text -> validated services, as the daemon reads it
  *                    (src/daemon/config.ts): src/config's loadConfig (from an in-memory file; it
- *                    checks every checker and the services too) and src/model/validate.ts's
- *                    resolveServices. Median of --parse-runs.
+ *                    checks every checker and resolves the services with src/model/validate.ts's
+ *                    resolveServices). Median of --parse-runs.
  *   full_apply_ms    the first Reconciler.setServices of every service to the XDP driver over a
  *                    loaded forwarder (maps sized for the reals: 131,072 by default), no traffic:
  *                    reals written, Maglev tables (65,537 slots) built, filled and swapped in.
@@ -39,13 +39,13 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config/index.ts';
 import { memoryFs, type ConfigFs } from '../src/config/fs.ts';
 import { ADDON_PATH } from '../src/datapath/bpf/index.ts';
-import { XDP_CAPABILITIES, XdpDriver } from '../src/datapath/driver.ts';
+import { XdpDriver } from '../src/datapath/driver.ts';
 import { XLB_MAX_REALS } from '../src/datapath/xdp/abi.ts';
 import { DEFAULT_OBJECT, XdpForwarder } from '../src/datapath/xdp/forwarder.ts';
 import { HealthScheduler, checkersForReal } from '../src/health/index.ts';
 import type { Checker, CheckResult, CheckTiming, HealthEvent } from '../src/health/types.ts';
 import { Reconciler } from '../src/model/reconcile.ts';
-import { resolveServices, type ResolvedReal, type ResolvedService } from '../src/model/validate.ts';
+import type { ResolvedReal, ResolvedService } from '../src/model/validate.ts';
 import { ManualClock } from '../src/util/clock.ts';
 import { CONTROL_CONFIG_FILE, controlConfig } from './bench/control-config.ts';
 import { machine, median, round, table } from './bench/report.ts';
@@ -142,11 +142,11 @@ async function main(): Promise<void> {
   log(`config: ${services} virtual services x ${reals} reals, ${cfg.lines} lines, ${(configBytes / 2 ** 20).toFixed(1)} MiB of keepalived.conf, generated in ${round(performance.now() - t)} ms`);
 
   // ---------------------------------------------------------------- parse_ms
-  // what the daemon does (src/daemon/config.ts): loadConfig, then resolveServices. The text is let
+  // what the daemon does (src/daemon/config.ts): loadConfig, which resolves the services. The text is let
   // go after parsing (a daemon does not keep it); the model is kept (the daemon does).
   let fs: ConfigFs | undefined = memoryFs({ [CONTROL_CONFIG_FILE]: cfg.text });
   cfg.text = '';
-  const parseWhat = 'loadConfig (keepalived.conf text -> model, every check) + resolveServices (-> validated services)';
+  const parseWhat = 'loadConfig (keepalived.conf text -> model, every check, validated services)';
   const parseSamples: number[] = [];
   let resolved: ResolvedService[] = [];
   let model = cfg.model;
@@ -154,12 +154,11 @@ async function main(): Promise<void> {
     t = performance.now();
     const loaded = loadConfig(CONTROL_CONFIG_FILE, { fs: fs ?? memoryFs({}), configId: 'bench' });
     if (!loaded.config || loaded.exitCode !== 0) throw new Error(`loadConfig: ${loaded.problems.filter((p) => p.severity !== 'warning').map((p) => p.message).join('; ')}`);
-    model = loaded.config.services;
-    const r = resolveServices(model, XDP_CAPABILITIES);
     parseSamples.push(performance.now() - t);
-    if (r.errors.length) throw new Error(`the generated configuration has errors: ${r.errors[0]!.message}`);
+    model = loaded.config.services;
+    if (!loaded.services) throw new Error('loadConfig gave no resolved services');
     if (model.virtual_server.length !== services) throw new Error(`loadConfig read ${model.virtual_server.length} of ${services} virtual servers`);
-    resolved = r.services;
+    resolved = loaded.services;
   }
   fs = undefined;
   cfg.model = model; // the generator's own copy goes

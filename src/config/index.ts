@@ -18,6 +18,7 @@
 import { hostname } from 'node:os';
 import type { DriverCapabilities } from '../datapath/driver.ts';
 import type { ServiceConfig, SourcePos } from '../model/types.ts';
+import type { ResolvedService } from '../model/validate.ts';
 import { resolveConfig, type VrrpConfig } from '../vrrp/config.ts';
 import { exitCode, Problems, type Diagnostic } from './diagnostics.ts';
 import { nodeFs, type ConfigFs } from './fs.ts';
@@ -79,6 +80,8 @@ export interface LoadOptions {
 
 export interface LoadResult {
   config?: KeepalivedConfig;
+  /** the services resolved for the driver (src/model/validate.ts), with `config` */
+  services?: ResolvedService[];
   problems: Diagnostic[];
   exitCode: number;
 }
@@ -114,6 +117,7 @@ export function loadConfig(file: string, opts: LoadOptions = {}): LoadResult {
   // keepalived stops at a keyword missing its parameter; nothing is read when the main file cannot be
   const unreadable = problems.list.some((p) => p.class === 'file_not_found' && p.message.startsWith(`Configuration file '${file}'`));
   let usable = !unreadable && !problems.list.some((p) => p.class === 'abort');
+  let services: ResolvedService[] = [];
   if (usable) {
     try {
       resolveConfig(config.vrrp);
@@ -131,10 +135,13 @@ export function loadConfig(file: string, opts: LoadOptions = {}): LoadResult {
       for (const message of messages) problems.add('general_error', placeOf(message, where, config.global.pos ?? { file, line: 1, col: 1 }), message);
       usable = false;
     }
-    checkServices(config.services, config.vrrp.vrrp_track_file, problems, opts.capabilities);
+    services = checkServices(config.services, config.vrrp.vrrp_track_file, problems, opts.capabilities);
   }
   const out: LoadResult = { problems: problems.list, exitCode: exitCode(problems.list) };
-  if (usable) out.config = config;
+  if (usable) {
+    out.config = config;
+    out.services = services;
+  }
   return out;
 }
 

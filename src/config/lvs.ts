@@ -58,7 +58,7 @@ import type {
   CheckerTiming, ConnectionOptions, DnsCheckConfig, FileCheckConfig, HealthCheckerKind, HttpCheckConfig, HttpUrlConfig,
   MiscCheckConfig, SmtpCheckConfig, StatusRange, UdpCheckConfig,
 } from '../health/types.ts';
-import { DEFAULT_PERSISTENCE_TIMEOUT, resolveServices } from '../model/validate.ts';
+import { DEFAULT_PERSISTENCE_TIMEOUT, resolveServices, type ResolvedService } from '../model/validate.ts';
 import {
   formatPos, LB_ALGOS, LB_KINDS, PROTOCOLS, type CheckerConfig, type GroupEntry, type LbKind, type NotifyScript, type RealServer,
   type SchedFlag, type ServiceConfig, type SorryServer, type SourcePos, type VirtualServer, type VirtualServerGroup,
@@ -723,7 +723,7 @@ export function checkServices(
   trackFiles: readonly VrrpTrackFileConfig[] | undefined,
   problems: Problems,
   caps: DriverCapabilities = XDP_CAPABILITIES,
-): void {
+): ResolvedService[] {
   const files = new Map((trackFiles ?? []).map((t) => [t.name, t]));
   for (const vs of config.virtual_server) {
     for (const rs of vs.real_server) {
@@ -765,6 +765,7 @@ export function checkServices(
   const resolved = resolveServices(config, caps);
   for (const p of resolved.errors) problems.add(DRIVER_LIMITS.some((re) => re.test(p.message)) ? 'unsupported' : 'general_error', p.pos, p.message);
   for (const p of resolved.warnings) problems.add('ignored', p.pos, p.message, undefined, 'warning');
+  return resolved.services;
 }
 
 /** The model's (validate.ts) errors about limits of the XDP datapath rather than mistakes keepalived would also report. */

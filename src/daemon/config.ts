@@ -9,8 +9,9 @@
  *                                    (tests and generated set-ups; no problem is positioned
  *                                    better than the file's first line)
  *
- * The services are then resolved for the datapath (src/model/validate.ts): its errors make the
- * file unusable as the parser's do, its warnings are reported with the others. A result with any
+ * The services are resolved for the datapath (src/model/validate.ts) once: by loadConfig for a
+ * keepalived.conf, here for JSON; its errors make the file unusable as the parser's do, its
+ * warnings are reported with the others. A result with any
  * error has no `config`: the daemon does not start with it, a reload keeps what runs.
  */
 import { readFileSync } from 'node:fs';
@@ -42,13 +43,21 @@ export interface LoadedConfig {
   problems: ConfigProblem[];
 }
 
-/** Reads a configuration file into the model (the part before resolveServices). */
-export type ConfigReader = (file: string) => Promise<{ config?: DaemonConfig; problems: ConfigProblem[] }>;
+/** What a reader gives: the model, and the services resolved for the driver when the reader
+ *  resolved them already (loadConfig does, for the driver's capabilities). */
+export interface ReadConfig {
+  config?: DaemonConfig;
+  services?: ResolvedService[];
+  problems: ConfigProblem[];
+}
+
+/** Reads a configuration file into the model, for a driver of these capabilities. */
+export type ConfigReader = (file: string, caps: DriverCapabilities) => Promise<ReadConfig>;
 
 const filePos = (file: string): SourcePos => ({ file, line: 1, col: 1 });
 
 /** { vrrp, services } as JSON. */
-export async function readJsonConfig(file: string): Promise<{ config?: DaemonConfig; problems: ConfigProblem[] }> {
+export async function readJsonConfig(file: string): Promise<ReadConfig> {
   let v: Partial<DaemonConfig>;
   try {
     v = JSON.parse(readFileSync(file, 'utf8')) as Partial<DaemonConfig>;
@@ -63,25 +72,31 @@ export async function readJsonConfig(file: string): Promise<{ config?: DaemonCon
 }
 
 /** keepalived.conf through src/config's loadConfig. */
-export async function readKeepalivedConf(file: string): Promise<{ config?: DaemonConfig; problems: ConfigProblem[] }> {
-  const r = loadConfig(file);
-  return r.config ? { config: { vrrp: r.config.vrrp, services: r.config.services }, problems: r.problems } : { problems: r.problems };
+export async function readKeepalivedConf(file: string, caps: DriverCapabilities): Promise<ReadConfig> {
+  const r = loadConfig(file, { capabilities: caps });
+  if (!r.config) return { problems: r.problems };
+  return { config: { vrrp: r.config.vrrp, services: r.config.services }, ...(r.services ? { services: r.services } : {}), problems: r.problems };
 }
 
-export const readConfigFile: ConfigReader = (file) => (file.endsWith('.json') ? readJsonConfig(file) : readKeepalivedConf(file));
+export const readConfigFile: ConfigReader = (file, caps) => (file.endsWith('.json') ? readJsonConfig(file) : readKeepalivedConf(file, caps));
 
 const same = (a: ConfigProblem, b: ConfigProblem) =>
   a.message === b.message && a.pos.file === b.pos.file && a.pos.line === b.pos.line && a.pos.col === b.pos.col;
 
 /** Read and resolve: the daemon's one way to get a configuration. */
 export async function loadDaemonConfig(file: string, caps: DriverCapabilities, read: ConfigReader = readConfigFile): Promise<LoadedConfig> {
-  const r = await read(file);
+  const r = await read(file, caps);
   const problems = [...r.problems];
   if (!r.config) return { problems };
-  const resolved = resolveServices(r.config.services, caps);
-  // the reader may have run the same validation: report each problem once
-  for (const p of [...resolved.errors, ...resolved.warnings]) if (!problems.some((q) => same(p, q))) problems.push(p);
+  let services = r.services;
+  if (!services) {
+    // a reader that did not resolve the services (JSON) resolves them here; a problem the reader
+    // reported already is reported once
+    const resolved = resolveServices(r.config.services, caps);
+    for (const p of [...resolved.errors, ...resolved.warnings]) if (!problems.some((q) => same(p, q))) problems.push(p);
+    services = resolved.services;
+  }
   problems.sort((a, b) => a.pos.file.localeCompare(b.pos.file) || a.pos.line - b.pos.line || a.pos.col - b.pos.col);
   if (problems.some((p) => p.severity === 'error')) return { problems };
-  return { config: r.config, services: resolved.services, problems };
+  return { config: r.config, services, problems };
 }

@@ -16,6 +16,8 @@ import { memoryFs } from '../../src/config/fs.ts';
 import { loadConfig } from '../../src/config/index.ts';
 import { groupRanges, LVS_TABLES, lvsKeywords } from '../../src/config/lvs.ts';
 import { lookup } from '../../src/config/schema.ts';
+import { XDP_CAPABILITIES } from '../../src/datapath/driver.ts';
+import { resolveServices } from '../../src/model/validate.ts';
 
 const FIXTURES = new URL('../fixtures/config/', import.meta.url);
 const DIR = '/etc/keepalived';
@@ -45,6 +47,15 @@ function bare(v: unknown): unknown {
 const at = (file: string, line: number, col: number) => ({ file, line, col });
 
 describe('realistic configurations', () => {
+  test('loadConfig gives the services resolved for the driver, as resolveServices resolves its model (once, for the daemon)', () => {
+    const name = 'lvs-nat-tcp.conf';
+    const r = loadConfig(name, { fs: memoryFs({ [name]: readFileSync(new URL(name, FIXTURES), 'utf8') }, DIR), configId: 'lb1' });
+    assert.ok(r.config && r.services);
+    const again = resolveServices(r.config.services, XDP_CAPABILITIES);
+    assert.deepEqual(r.services, again.services);
+    assert.ok(r.services.length > 0);
+  });
+
   test('a DR web farm with HTTP_GET: every value, defaults left absent, nb_get_retry read as retry (deprecated, as keepalived)', () => {
     const r = load('lvs-dr-http.conf');
     assert.equal(r.exitCode, 5, 'keepalived 2.2.7 exits 5 on the nb_get_retry deprecation too');
